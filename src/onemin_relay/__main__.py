@@ -1,0 +1,3 @@
+from onemin_relay.cli import main
+
+main()

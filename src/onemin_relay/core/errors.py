@@ -1,0 +1,98 @@
+"""The errors a request can end with, each carrying its HTTP status and a stable code.
+
+    RelayError                      500  internal_error
+    ├── InvalidRequest              400  invalid_request
+    │   └── UnsupportedModel        400  model_not_supported
+    ├── AuthenticationFailed        401  invalid_api_key
+    ├── InsufficientBalance         402  insufficient_balance
+    ├── PermissionDenied            403  permission_denied
+    ├── NotFound                    404  not_found
+    │   └── ModelNotFound           404  model_not_found
+    ├── PayloadTooLarge             413  payload_too_large
+    ├── RateLimited                 429  rate_limited      (retry_after seconds)
+    └── UpstreamError               502  upstream_error
+        ├── UpstreamStreamError     502  upstream_stream_error
+        ├── UpstreamUnavailable     503  upstream_unavailable
+        └── UpstreamTimeout         504  upstream_timeout  (also a TimeoutError)
+
+A surface chooses only the envelope; the class decides the status. Messages are written
+for the client and must never contain a credential.
+"""
+
+from __future__ import annotations
+
+
+class RelayError(Exception):
+    status: int = 500
+    code: str = "internal_error"
+
+    def __init__(self, message: str, *, param: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.param = param
+
+
+class InvalidRequest(RelayError):
+    status = 400
+    code = "invalid_request"
+
+
+class UnsupportedModel(InvalidRequest):
+    code = "model_not_supported"
+
+
+class AuthenticationFailed(RelayError):
+    status = 401
+    code = "invalid_api_key"
+
+
+class InsufficientBalance(RelayError):
+    status = 402
+    code = "insufficient_balance"
+
+
+class PermissionDenied(RelayError):
+    status = 403
+    code = "permission_denied"
+
+
+class NotFound(RelayError):
+    status = 404
+    code = "not_found"
+
+
+class ModelNotFound(NotFound):
+    code = "model_not_found"
+
+
+class PayloadTooLarge(RelayError):
+    status = 413
+    code = "payload_too_large"
+
+
+class RateLimited(RelayError):
+    status = 429
+    code = "rate_limited"
+
+    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class UpstreamError(RelayError):
+    status = 502
+    code = "upstream_error"
+
+
+class UpstreamStreamError(UpstreamError):
+    code = "upstream_stream_error"
+
+
+class UpstreamUnavailable(UpstreamError):
+    status = 503
+    code = "upstream_unavailable"
+
+
+class UpstreamTimeout(UpstreamError, TimeoutError):
+    status = 504
+    code = "upstream_timeout"

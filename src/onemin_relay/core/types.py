@@ -1,0 +1,129 @@
+"""Protocol-neutral shapes shared by every surface, the pipeline and the upstream client.
+
+Surfaces parse their protocol into these types and render them back; nothing here knows
+about HTTP, aiohttp or 1min.ai's wire format.
+"""
+
+from __future__ import annotations
+
+from typing import Literal, TypeAlias
+
+import msgspec
+
+Role: TypeAlias = Literal["system", "developer", "user", "assistant", "tool"]
+FinishReason: TypeAlias = Literal["stop", "length", "content_filter", "tool_calls"]
+ModelKind: TypeAlias = Literal["chat", "image", "speech_to_text", "text_to_speech"]
+
+
+# -- message parts ---------------------------------------------------------------------
+
+
+class TextPart(msgspec.Struct, frozen=True, tag="text"):
+    text: str
+
+
+class ImagePart(msgspec.Struct, frozen=True, tag="image"):
+    """An image the client sent: a ``data:`` URI or an ``http(s):`` URL, resolved later."""
+
+    url: str
+
+
+class FilePart(msgspec.Struct, frozen=True, tag="file"):
+    """A document the client sent inline (base64-decoded bytes) with its name and MIME type."""
+
+    data: bytes
+    media_type: str
+    filename: str | None = None
+
+
+Part: TypeAlias = TextPart | ImagePart | FilePart
+
+
+class ToolCall(msgspec.Struct, frozen=True):
+    """A function call made by the assistant; ``arguments`` is the JSON text as sent."""
+
+    id: str
+    name: str
+    arguments: str
+
+
+class Message(msgspec.Struct, frozen=True):
+    role: Role
+    parts: tuple[Part, ...] = ()
+    name: str | None = None
+    tool_call_id: str | None = None
+    tool_calls: tuple[ToolCall, ...] = ()
+
+    @property
+    def text(self) -> str:
+        """The text parts joined by newlines (images and files are not text)."""
+        return "\n".join(p.text for p in self.parts if isinstance(p, TextPart))
+
+
+# -- requests and results --------------------------------------------------------------
+
+
+class Caller(msgspec.Struct, frozen=True):
+    """Who is calling: the credential the client presented (if any) and its address."""
+
+    api_key: str | None
+    client_ip: str = ""
+
+
+class ChatRequest(msgspec.Struct, frozen=True):
+    """One chat turn as the pipeline sees it, whatever protocol it arrived in."""
+
+    model: str
+    messages: tuple[Message, ...]
+    stream: bool = False
+    web_search: bool = False
+    max_output_tokens: int | None = None
+
+
+class Usage(msgspec.Struct, frozen=True):
+    input_tokens: int
+    output_tokens: int
+    estimated: bool = False
+
+    @property
+    def total_tokens(self) -> int:
+        return self.input_tokens + self.output_tokens
+
+
+class ChatResult(msgspec.Struct, frozen=True):
+    id: str
+    model: str
+    text: str
+    finish_reason: FinishReason
+    usage: Usage
+    created: int
+
+
+# -- stream events ---------------------------------------------------------------------
+
+
+class TextDelta(msgspec.Struct, frozen=True, tag="text_delta"):
+    text: str
+
+
+class Finish(msgspec.Struct, frozen=True, tag="finish"):
+    """The last event of a successful stream. ``usage`` is None until the pipeline fills it."""
+
+    reason: FinishReason
+    usage: Usage | None = None
+
+
+StreamEvent: TypeAlias = TextDelta | Finish
+
+
+# -- catalog ---------------------------------------------------------------------------
+
+
+class ModelInfo(msgspec.Struct, frozen=True):
+    id: str
+    name: str
+    kind: ModelKind
+    provider: str | None = None
+    vision: bool = False
+    context_window: int | None = None
+    max_output_tokens: int | None = None

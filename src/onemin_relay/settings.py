@@ -1,0 +1,103 @@
+"""Settings: one frozen value read from ``ONEMIN_*`` environment variables at start-up.
+
+Every knob has a safe default; a malformed value fails here, before the server binds.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from typing import Any
+
+_PREFIX = "ONEMIN_"
+
+
+class SettingsError(ValueError):
+    """An ``ONEMIN_*`` variable holds a value the relay cannot use."""
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    # where 1min.ai lives
+    upstream_url: str = "https://api.1min.ai"
+    asset_url: str = "https://asset.1min.ai"
+    api_key: str | None = None  # server-held 1min.ai key, used when a client sends none
+
+    # where the relay listens
+    host: str = "127.0.0.1"
+    port: int = 8080
+    log_level: str = "info"
+
+    # scaled-out backends (not needed for a single process)
+    redis_url: str | None = None
+    database_url: str | None = None
+
+    # upstream timeouts, seconds: connect, first byte, idle between stream reads, total cap
+    connect_timeout: float = 5.0
+    first_byte_timeout: float = 120.0
+    read_timeout: float = 60.0
+    total_timeout: float = 600.0
+    upstream_retries: int = 2
+    upstream_pool_size: int = 256
+
+    # model catalog cache
+    models_ttl: float = 300.0
+
+    # client-facing limits
+    max_body_bytes: int = 32 * 1024 * 1024
+    write_timeout: float = 60.0
+    image_fetch_max_bytes: int = 20 * 1024 * 1024
+    image_fetch_timeout: float = 15.0
+    max_images_per_request: int = 16
+
+    # web search settings sent with the ``:online`` model suffix
+    web_search_sites: int = 3
+    web_search_max_words: int = 1000
+
+    def __post_init__(self) -> None:
+        for name in ("connect_timeout", "first_byte_timeout", "read_timeout", "total_timeout"):
+            if getattr(self, name) <= 0:
+                raise SettingsError(f"{_PREFIX}{name.upper()} must be greater than 0")
+        if not 0 < self.port < 65536:
+            raise SettingsError(f"{_PREFIX}PORT must be between 1 and 65535")
+        if self.upstream_retries < 0:
+            raise SettingsError(f"{_PREFIX}UPSTREAM_RETRIES must not be negative")
+        for name in ("upstream_url", "asset_url"):
+            if not getattr(self, name).startswith(("http://", "https://")):
+                raise SettingsError(f"{_PREFIX}{name.upper()} must be an http(s) URL")
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+        """Build settings from the environment; explicit ``overrides`` win."""
+        env = os.environ if env is None else env
+        values: dict[str, Any] = {}
+        for field in fields(cls):
+            raw = env.get(_PREFIX + field.name.upper())
+            if raw is None or raw == "":
+                continue
+            values[field.name] = _convert(field.name, field.type, raw)
+        values.update(overrides)
+        return cls(**values)
+
+    @property
+    def upstream_base(self) -> str:
+        return self.upstream_url.rstrip("/")
+
+    @property
+    def asset_base(self) -> str:
+        return self.asset_url.rstrip("/")
+
+
+def _convert(name: str, annotation: object, raw: str) -> Any:
+    kind = str(annotation)
+    try:
+        if kind.startswith("int"):
+            return int(raw)
+        if kind.startswith("float"):
+            return float(raw)
+        if kind.startswith("bool"):
+            return raw.strip().lower() in {"1", "true", "yes", "on"}
+    except ValueError:
+        raise SettingsError(f"{_PREFIX}{name.upper()} must be a number, got {raw!r}") from None
+    return raw.rstrip("/") if name.endswith("_url") else raw
