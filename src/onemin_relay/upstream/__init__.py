@@ -1,0 +1,15 @@
+"""Everything that knows 1min.ai: the HTTP client, its stream parser, errors and catalog."""
+
+from onemin_relay.upstream.client import Asset, ChatCall, OneMinClient, extension_for
+from onemin_relay.upstream.models import Catalog, ModelCatalog
+from onemin_relay.upstream.records import ChatRecord
+
+__all__ = [
+    "Asset",
+    "Catalog",
+    "ChatCall",
+    "ChatRecord",
+    "ModelCatalog",
+    "OneMinClient",
+    "extension_for",
+]
