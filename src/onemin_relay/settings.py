@@ -49,6 +49,7 @@ class Settings:
     write_timeout: float = 60.0
     image_fetch_max_bytes: int = 20 * 1024 * 1024
     image_fetch_timeout: float = 15.0
+    fetch_allow_hosts: str = ""  # comma-separated hosts exempt from the SSRF guard
     max_images_per_request: int = 16
 
     # web search settings sent with the ``:online`` model suffix
@@ -87,6 +88,10 @@ class Settings:
     @property
     def asset_base(self) -> str:
         return self.asset_url.rstrip("/")
+
+    @property
+    def fetch_allow_set(self) -> frozenset[str]:
+        return frozenset(h.strip().lower() for h in self.fetch_allow_hosts.split(",") if h.strip())
 
 
 def _convert(name: str, annotation: object, raw: str) -> Any:

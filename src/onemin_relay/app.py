@@ -1,0 +1,104 @@
+"""Builds the aiohttp application from settings: resources, routes, the error middleware."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+import aiohttp
+from aiohttp import web
+from aiohttp.abc import AbstractResolver
+
+from onemin_relay import __version__
+from onemin_relay.core.errors import InvalidRequest, NotFound, PayloadTooLarge, RelayError
+from onemin_relay.core.tokens import warm_up
+from onemin_relay.media import GuardedResolver, ImageFetcher
+from onemin_relay.pipeline import Pipeline
+from onemin_relay.settings import Settings
+from onemin_relay.surfaces import openai_chat, openai_models, service
+from onemin_relay.surfaces.common import PIPELINE, SETTINGS
+from onemin_relay.surfaces.openai_errors import render_error
+from onemin_relay.upstream import ModelCatalog, OneMinClient
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def create_app(
+    settings: Settings, *, fetch_resolver: AbstractResolver | None = None
+) -> web.Application:
+    """The relay application. ``fetch_resolver`` replaces DNS for client image URLs (tests)."""
+    app = web.Application(client_max_size=settings.max_body_bytes, middlewares=[_errors])
+    app[SETTINGS] = settings
+    app.cleanup_ctx.append(_resources(settings, fetch_resolver))
+    service.add_routes(app)
+    openai_chat.add_routes(app)
+    openai_models.add_routes(app)
+    return app
+
+
+def _resources(
+    settings: Settings, fetch_resolver: AbstractResolver | None
+) -> Callable[[web.Application], AsyncIterator[None]]:
+    async def open_and_close(app: web.Application) -> AsyncIterator[None]:
+        await asyncio.to_thread(warm_up)
+        upstream_session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=settings.upstream_pool_size, ttl_dns_cache=300),
+            headers={"User-Agent": f"onemin-relay/{__version__}"},
+        )
+        allow = settings.fetch_allow_set
+        resolver = GuardedResolver(fetch_resolver or aiohttp.ThreadedResolver(), allow)
+        fetch_session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(resolver=resolver, limit=64),
+            headers={"User-Agent": f"onemin-relay/{__version__}"},
+        )
+        client = OneMinClient(upstream_session, settings)
+        fetcher = ImageFetcher(
+            fetch_session,
+            max_bytes=settings.image_fetch_max_bytes,
+            timeout=settings.image_fetch_timeout,
+            allow_hosts=allow,
+        )
+        catalog = ModelCatalog(client, ttl=settings.models_ttl)
+        app[PIPELINE] = Pipeline(client, catalog, fetcher, settings)
+        try:
+            yield
+        finally:
+            await fetch_session.close()
+            await upstream_session.close()
+
+    return open_and_close
+
+
+@web.middleware
+async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Every error leaves in the client's protocol; cancellation passes through untouched."""
+    try:
+        return await handler(request)
+    except RelayError as exc:
+        return render_error(exc)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        return render_error(_from_http_exception(exc))
+    except asyncio.CancelledError:
+        raise
+    except Exception:
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        return render_error(RelayError("the relay hit an internal error"))
+
+
+def _from_http_exception(exc: web.HTTPException) -> RelayError:
+    if isinstance(exc, web.HTTPRequestEntityTooLarge):
+        return PayloadTooLarge("the request body is too large")
+    if isinstance(exc, web.HTTPNotFound):
+        return NotFound("no such endpoint")
+    if isinstance(exc, web.HTTPMethodNotAllowed):
+        error = InvalidRequest(f"method {exc.method} is not allowed here")
+        error.status = 405
+        return error
+    error = RelayError(exc.reason)
+    error.status = exc.status
+    return error

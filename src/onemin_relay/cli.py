@@ -1,0 +1,136 @@
+"""The ``onemin-relay`` command line: ``serve`` (the relay) and ``emulator`` (a local 1min.ai)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import multiprocessing
+import signal
+import sys
+from collections.abc import Callable, Coroutine
+from typing import Annotated, Any
+
+import typer
+from aiohttp import web
+
+from onemin_relay.app import create_app
+from onemin_relay.logs import AccessLogger, configure_logging
+from onemin_relay.settings import Settings, SettingsError
+
+cli = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
+
+
+@cli.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Address to bind [env ONEMIN_HOST]")] = None,
+    port: Annotated[int | None, typer.Option(help="Port to bind [env ONEMIN_PORT]")] = None,
+    workers: Annotated[int, typer.Option(min=1, help="Worker processes sharing the port")] = 1,
+    demo: Annotated[
+        bool, typer.Option(help="Start the built-in 1min.ai emulator and relay to it")
+    ] = False,
+) -> None:
+    """Run the relay."""
+    overrides = {k: v for k, v in {"host": host, "port": port}.items() if v is not None}
+    try:
+        settings = Settings.from_env(**overrides)
+    except SettingsError as exc:
+        raise typer.BadParameter(str(exc)) from None
+    if demo and workers > 1:
+        raise typer.BadParameter("--demo runs in one process; drop --workers")
+    configure_logging(settings.log_level)
+    if workers == 1:
+        _run(_serve(settings, demo=demo, reuse_port=False))
+        return
+    _run_workers(settings, workers)
+
+
+@cli.command()
+def emulator(
+    host: Annotated[str, typer.Option(help="Address to bind")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to bind")] = 8090,
+) -> None:
+    """Run the 1min.ai emulator alone (for tests, benchmarks and trying the relay offline)."""
+    from onemin_relay import emulator as emulator_pkg
+
+    emulator_pkg.run(host, port)
+
+
+async def _serve(settings: Settings, *, demo: bool, reuse_port: bool) -> None:
+    runners: list[web.AppRunner] = []
+    try:
+        if demo:
+            settings = await _start_demo_upstream(settings, runners)
+        runner = web.AppRunner(
+            create_app(settings), handler_cancellation=True, access_log_class=AccessLogger
+        )
+        runners.append(runner)
+        await runner.setup()
+        site = web.TCPSite(runner, settings.host, settings.port, reuse_port=reuse_port)
+        await site.start()
+        mode = " (demo: built-in 1min.ai emulator)" if demo else ""
+        print(f"onemin-relay listening on http://{settings.host}:{settings.port}{mode}", flush=True)
+        await asyncio.Event().wait()
+    finally:
+        for runner in reversed(runners):
+            await runner.cleanup()
+
+
+async def _start_demo_upstream(settings: Settings, runners: list[web.AppRunner]) -> Settings:
+    from onemin_relay.emulator import create_app as create_emulator
+
+    runner = web.AppRunner(create_emulator())
+    runners.append(runner)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    address = runner.addresses[0]
+    url = f"http://127.0.0.1:{address[1]}"
+    return dataclasses.replace(
+        settings, upstream_url=url, asset_url=url, api_key=settings.api_key or "demo-key"
+    )
+
+
+def _run(main: Coroutine[Any, Any, None]) -> None:
+    try:
+        import uvloop
+
+        runner: Callable[[Coroutine[Any, Any, None]], None] = uvloop.run
+    except ImportError:
+        runner = asyncio.run
+    with contextlib.suppress(KeyboardInterrupt):
+        runner(main)
+
+
+def _worker(settings: Settings) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    configure_logging(settings.log_level)
+    _run(_serve(settings, demo=False, reuse_port=True))
+
+
+def _run_workers(settings: Settings, workers: int) -> None:
+    """N processes bound to one port with SO_REUSEPORT; the kernel spreads connections."""
+    context = multiprocessing.get_context("spawn")
+    processes = [context.Process(target=_worker, args=(settings,)) for _ in range(workers)]
+    for process in processes:
+        process.start()
+    print(f"onemin-relay: {workers} workers (pids {[p.pid for p in processes]})", flush=True)
+
+    def stop(*_: object) -> None:
+        for process in processes:
+            if process.is_alive():
+                process.terminate()
+
+    signal.signal(signal.SIGTERM, stop)
+    try:
+        for process in processes:
+            process.join()
+    except KeyboardInterrupt:
+        stop()
+        for process in processes:
+            process.join()
+    sys.exit(max(p.exitcode or 0 for p in processes))
+
+
+def main() -> None:
+    cli()

@@ -1,0 +1,49 @@
+"""JSON logs on stderr, and an access log that never prints a credential."""
+
+from __future__ import annotations
+
+import logging
+
+import structlog
+from aiohttp import web
+from aiohttp.abc import AbstractAccessLogger
+from yarl import URL
+
+_SECRET_PARAMS = frozenset({"key", "api_key", "apikey", "token", "access_token"})
+
+
+def configure_logging(level: str = "info") -> None:
+    formatter = structlog.stdlib.ProcessorFormatter(
+        processor=structlog.processors.JSONRenderer(),
+        foreign_pre_chain=[
+            structlog.stdlib.add_log_level,
+            structlog.stdlib.add_logger_name,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+        ],
+    )
+    handler = logging.StreamHandler()
+    handler.setFormatter(formatter)
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+
+
+def redact_url(url: URL) -> str:
+    """The path and query of ``url`` with credential-bearing query values masked."""
+    if not url.query_string:
+        return url.raw_path
+    query = [(k, "***" if k.lower() in _SECRET_PARAMS else v) for k, v in url.query.items()]
+    return str(URL.build(path=url.raw_path, encoded=True).with_query(query))
+
+
+class AccessLogger(AbstractAccessLogger):
+    """One line per request: method, redacted path, status, duration. No headers."""
+
+    def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
+        self.logger.info(
+            "%s %s %s %.1fms",
+            request.method,
+            redact_url(request.rel_url),
+            response.status,
+            time * 1000,
+        )

@@ -1,0 +1,119 @@
+"""What every surface shares: app state keys, body decoding, caller identity, the SSE writer."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Callable
+from typing import Any, TypeVar
+
+import msgspec
+import orjson
+from aiohttp import web
+
+from onemin_relay.core.errors import InvalidRequest, RelayError
+from onemin_relay.core.types import Caller
+from onemin_relay.pipeline import Pipeline
+from onemin_relay.settings import Settings
+
+log = logging.getLogger(__name__)
+
+PIPELINE = web.AppKey("pipeline", Pipeline)
+SETTINGS = web.AppKey("settings", Settings)
+
+T = TypeVar("T")
+
+SSE_HEADERS = {
+    "Content-Type": "text/event-stream; charset=utf-8",
+    "Cache-Control": "no-cache",
+    "X-Accel-Buffering": "no",
+}
+
+
+async def read_body(request: web.Request, decoder: msgspec.json.Decoder[T]) -> T:
+    """Decode a JSON body into a typed Struct; schema errors become a 400 naming the field."""
+    raw = await request.read()
+    if not raw:
+        raise InvalidRequest("the request body is empty; send a JSON object")
+    try:
+        return decoder.decode(raw)
+    except msgspec.ValidationError as exc:
+        raise InvalidRequest(f"invalid request: {exc}", param=_param_from(str(exc))) from None
+    except msgspec.DecodeError:
+        raise InvalidRequest("the request body is not valid JSON") from None
+    except RecursionError:
+        raise InvalidRequest("the request body is nested too deeply") from None
+
+
+def _param_from(message: str) -> str | None:
+    """The field a msgspec error names.
+
+    ``… - at `$.messages[0].content` `` → ``messages[0].content``;
+    ``Object missing required field `messages` `` → ``messages``.
+    """
+    path = ""
+    marker = "- at `$"
+    start = message.rfind(marker)
+    if start >= 0:
+        path = message[start + len(marker) :].rstrip("`").lstrip(".")
+    missing = "missing required field `"
+    at = message.find(missing)
+    if at >= 0:
+        field = message[at + len(missing) :].split("`", 1)[0]
+        path = f"{path}.{field}" if path else field
+    return path or None
+
+
+def bearer_or_header(request: web.Request, *header_names: str) -> str | None:
+    """The credential from ``Authorization: Bearer …`` or the first named header present."""
+    auth = request.headers.get("Authorization")
+    if auth:
+        scheme, _, value = auth.partition(" ")
+        if scheme.lower() == "bearer" and value.strip():
+            return value.strip()
+    for name in header_names:
+        value = request.headers.get(name)
+        if value and value.strip():
+            return value.strip()
+    return None
+
+
+def caller_from(request: web.Request, *header_names: str) -> Caller:
+    return Caller(api_key=bearer_or_header(request, *header_names), client_ip=request.remote or "")
+
+
+def json_response(
+    payload: Any, status: int = 200, headers: dict[str, str] | None = None
+) -> web.Response:
+    return web.Response(
+        body=orjson.dumps(payload), status=status, headers=headers, content_type="application/json"
+    )
+
+
+async def write_sse(
+    request: web.Request,
+    frames: AsyncIterator[bytes],
+    error_frame: Callable[[RelayError], bytes],
+    write_timeout: float,
+) -> web.StreamResponse:
+    """Send SSE frames as they come. An error after the headers becomes an in-stream frame.
+
+    A client that stops reading for ``write_timeout`` seconds is dropped, so a stalled
+    reader cannot pin an upstream stream open. Cancellation (client gone) propagates.
+    """
+    response = web.StreamResponse(headers=SSE_HEADERS)
+    await response.prepare(request)
+    try:
+        async for frame in frames:
+            async with asyncio.timeout(write_timeout):
+                await response.write(frame)
+    except RelayError as exc:
+        log.warning("stream ended with %s (%s): %s", exc.code, exc.status, exc.message)
+        await response.write(error_frame(exc))
+    except TimeoutError:
+        log.warning("client stopped reading for %ss; stream dropped", write_timeout)
+        if request.transport is not None:
+            request.transport.close()
+        return response
+    await response.write_eof()
+    return response

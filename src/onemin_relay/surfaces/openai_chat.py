@@ -1,0 +1,276 @@
+"""OpenAI ``POST /v1/chat/completions``: parse into core types, render results and chunks.
+
+Sampling parameters 1min.ai has no field for (temperature, top_p, stop, seed, …) are
+accepted and ignored: unknown fields are skipped by the decoder.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import AsyncIterator
+from typing import Literal
+
+import msgspec
+import orjson
+from aiohttp import web
+
+from onemin_relay.core.errors import InvalidRequest
+from onemin_relay.core.types import (
+    ChatRequest,
+    ChatResult,
+    FilePart,
+    Finish,
+    ImagePart,
+    Message,
+    Part,
+    TextDelta,
+    TextPart,
+    ToolCall,
+    Usage,
+)
+from onemin_relay.pipeline import ChatStream
+from onemin_relay.surfaces.common import PIPELINE, SETTINGS, caller_from, read_body, write_sse
+from onemin_relay.surfaces.openai_errors import render_error_frame
+
+# -- request shapes (only the fields the relay reads) -------------------------------------
+
+
+class _TextContent(msgspec.Struct, tag="text"):
+    text: str
+
+
+class _ImageURL(msgspec.Struct):
+    url: str
+    detail: str | None = None
+
+
+class _ImageContent(msgspec.Struct, tag="image_url"):
+    image_url: _ImageURL
+
+
+class _FileData(msgspec.Struct):
+    file_data: str | None = None
+    filename: str | None = None
+    file_id: str | None = None
+
+
+class _FileContent(msgspec.Struct, tag="file"):
+    file: _FileData
+
+
+class _RefusalContent(msgspec.Struct, tag="refusal"):
+    refusal: str
+
+
+_Content = _TextContent | _ImageContent | _FileContent | _RefusalContent
+
+
+class _Function(msgspec.Struct):
+    name: str
+    arguments: str = ""
+
+
+class _ToolCall(msgspec.Struct):
+    id: str
+    function: _Function
+
+
+class _Message(msgspec.Struct):
+    role: Literal["system", "developer", "user", "assistant", "tool", "function"]
+    content: str | list[_Content] | None = None
+    name: str | None = None
+    tool_calls: list[_ToolCall] | None = None
+    tool_call_id: str | None = None
+
+
+class _StreamOptions(msgspec.Struct):
+    include_usage: bool = False
+
+
+class _ChatBody(msgspec.Struct):
+    model: str
+    messages: list[_Message]
+    stream: bool = False
+    stream_options: _StreamOptions | None = None
+    max_tokens: int | None = None
+    max_completion_tokens: int | None = None
+    n: int | None = None
+
+
+_decoder = msgspec.json.Decoder(_ChatBody)
+
+
+class ChatOptions(msgspec.Struct, frozen=True):
+    """What the OpenAI rendering needs beyond the core request."""
+
+    include_usage: bool = False
+
+
+# -- parse --------------------------------------------------------------------------------
+
+
+def parse_request(body: _ChatBody) -> tuple[ChatRequest, ChatOptions]:
+    if not body.model.strip():
+        raise InvalidRequest("'model' must not be empty", param="model")
+    if not body.messages:
+        raise InvalidRequest("'messages' must contain at least one message", param="messages")
+    if body.n not in (None, 1):
+        raise InvalidRequest("only n=1 is supported", param="n")
+    messages = tuple(_parse_message(m, i) for i, m in enumerate(body.messages))
+    request = ChatRequest(
+        model=body.model.strip(),
+        messages=messages,
+        stream=body.stream,
+        max_output_tokens=body.max_completion_tokens or body.max_tokens,
+    )
+    include_usage = bool(body.stream_options and body.stream_options.include_usage)
+    return request, ChatOptions(include_usage=include_usage)
+
+
+def _parse_message(message: _Message, index: int) -> Message:
+    role = "tool" if message.role == "function" else message.role
+    calls = tuple(
+        ToolCall(id=c.id, name=c.function.name, arguments=c.function.arguments)
+        for c in message.tool_calls or ()
+    )
+    return Message(
+        role=role,
+        parts=_parse_content(message.content, index),
+        name=message.name,
+        tool_call_id=message.tool_call_id,
+        tool_calls=calls,
+    )
+
+
+def _parse_content(content: str | list[_Content] | None, index: int) -> tuple[Part, ...]:
+    if content is None:
+        return ()
+    if isinstance(content, str):
+        return (TextPart(content),)
+    parts: list[Part] = []
+    for item in content:
+        match item:
+            case _TextContent(text=text):
+                parts.append(TextPart(text))
+            case _ImageContent(image_url=image):
+                parts.append(ImagePart(image.url))
+            case _FileContent(file=file):
+                parts.append(_parse_file(file, index))
+            case _RefusalContent(refusal=refusal):
+                parts.append(TextPart(refusal))
+    return tuple(parts)
+
+
+def _parse_file(file: _FileData, index: int) -> FilePart:
+    param = f"messages[{index}].content"
+    if not file.file_data:
+        raise InvalidRequest(
+            "file parts must carry 'file_data' (file_id is not supported)", param=param
+        )
+    header, sep, payload = file.file_data.partition(",")
+    if sep and header.startswith("data:"):
+        media_type = header[5:].split(";", 1)[0] or "application/octet-stream"
+    else:
+        media_type, payload = "application/pdf", file.file_data
+    try:
+        data = base64.b64decode(payload, validate=True)
+    except (binascii.Error, ValueError):
+        raise InvalidRequest("'file_data' is not valid base64", param=param) from None
+    return FilePart(data=data, media_type=media_type, filename=file.filename)
+
+
+# -- render -------------------------------------------------------------------------------
+
+
+def usage_body(usage: Usage) -> dict[str, int]:
+    return {
+        "prompt_tokens": usage.input_tokens,
+        "completion_tokens": usage.output_tokens,
+        "total_tokens": usage.total_tokens,
+    }
+
+
+def render_result(result: ChatResult) -> dict[str, object]:
+    return {
+        "id": "chatcmpl-" + result.id,
+        "object": "chat.completion",
+        "created": result.created,
+        "model": result.model,
+        "system_fingerprint": None,
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": result.text, "refusal": None},
+                "logprobs": None,
+                "finish_reason": result.finish_reason,
+            }
+        ],
+        "usage": usage_body(result.usage),
+    }
+
+
+async def render_events(stream: ChatStream, options: ChatOptions) -> AsyncIterator[bytes]:
+    """``chat.completion.chunk`` frames: role first, one per delta, finish, usage, [DONE].
+
+    Every chunk of a completion carries the same id. The constant parts of a chunk are
+    encoded once per stream; only the delta is encoded per event.
+    """
+    head = (
+        orjson.dumps(
+            {
+                "id": "chatcmpl-" + stream.id,
+                "object": "chat.completion.chunk",
+                "created": stream.created,
+                "model": stream.model,
+            }
+        )[:-1]
+        + b',"system_fingerprint":null,"choices":[{"index":0,"delta":'
+    )
+    open_tail = b',"logprobs":null,"finish_reason":null}]}\n\n'
+    yield b"data: " + head + b'{"role":"assistant","content":""}' + open_tail
+    async for event in stream.events:
+        match event:
+            case TextDelta(text=text):
+                yield b"data: " + head + orjson.dumps({"content": text}) + open_tail
+            case Finish(reason=reason, usage=usage):
+                yield (
+                    b"data: "
+                    + head
+                    + b'{},"logprobs":null,"finish_reason":"'
+                    + reason.encode()
+                    + b'"}]}\n\n'
+                )
+                if options.include_usage and usage is not None:
+                    usage_head = head.split(b',"choices":', 1)[0]
+                    yield (
+                        b"data: "
+                        + usage_head
+                        + b',"choices":[],"usage":'
+                        + orjson.dumps(usage_body(usage))
+                        + b"}\n\n"
+                    )
+    yield b"data: [DONE]\n\n"
+
+
+# -- handler ------------------------------------------------------------------------------
+
+
+async def chat_completions(request: web.Request) -> web.StreamResponse:
+    chat, options = parse_request(await read_body(request, _decoder))
+    pipeline = request.app[PIPELINE]
+    caller = caller_from(request, "x-api-key")
+    if not chat.stream:
+        result = await pipeline.chat(chat, caller)
+        return web.Response(
+            body=orjson.dumps(render_result(result)), content_type="application/json"
+        )
+    async with pipeline.stream(chat, caller) as stream:
+        frames = render_events(stream, options)
+        timeout = request.app[SETTINGS].write_timeout
+        return await write_sse(request, frames, render_error_frame, timeout)
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_post("/v1/chat/completions", chat_completions)
+    app.router.add_post("/chat/completions", chat_completions)

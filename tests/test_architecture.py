@@ -1,0 +1,46 @@
+"""The import rules of the design: core is pure, surfaces never reach upstream, the emulator
+stands alone. Checked in a fresh interpreter so other tests' imports cannot hide a leak."""
+
+from __future__ import annotations
+
+import ast
+import pathlib
+import subprocess
+import sys
+
+SRC = pathlib.Path(__file__).resolve().parents[1] / "src" / "onemin_relay"
+
+
+def imports_of(package: str) -> set[str]:
+    found: set[str] = set()
+    for path in (SRC / package).rglob("*.py"):
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                found.add(node.module)
+            elif isinstance(node, ast.Import):
+                found.update(alias.name for alias in node.names)
+    return found
+
+
+def test_core_imports_no_io_library_and_nothing_of_ours_outside_core() -> None:
+    code = (
+        "import sys, onemin_relay.core.types, onemin_relay.core.errors, onemin_relay.core.prompt, "
+        "onemin_relay.core.tokens; "
+        "print(','.join(m for m in sys.modules if m.split('.')[0] in ('aiohttp', 'yarl')))"
+    )
+    leaked = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    assert leaked.stdout.strip() == "", f"core pulled in: {leaked.stdout}"
+    ours = {m for m in imports_of("core") if m.startswith("onemin_relay")}
+    assert all(m.startswith("onemin_relay.core") for m in ours), ours
+
+
+def test_surfaces_never_import_upstream() -> None:
+    assert not {m for m in imports_of("surfaces") if m.startswith("onemin_relay.upstream")}
+
+
+def test_emulator_imports_nothing_from_the_relay() -> None:
+    ours = {m for m in imports_of("emulator") if m.startswith("onemin_relay")}
+    assert all(m.startswith("onemin_relay.emulator") for m in ours), ours
