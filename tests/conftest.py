@@ -25,6 +25,7 @@ from aiohttp.abc import AbstractResolver, ResolveResult
 from onemin_relay.app import create_app
 from onemin_relay.emulator import create_app as create_emulator
 from onemin_relay.logs import AccessLogger
+from onemin_relay.server import RelayRunner
 from onemin_relay.settings import Settings
 
 # A 1×1 PNG, served by the test image host.
@@ -117,8 +118,13 @@ def _image_host() -> web.Application:
     return app
 
 
-async def _start(app: web.Application, runners: list[web.AppRunner], **kwargs: Any) -> int:
-    runner = web.AppRunner(app, **kwargs)
+async def _start(
+    app: web.Application,
+    runners: list[web.AppRunner],
+    runner_class: type = web.AppRunner,
+    **kwargs: Any,
+) -> int:
+    runner = runner_class(app, **kwargs)
     await runner.setup()
     runners.append(runner)
     site = web.TCPSite(runner, "127.0.0.1", 0)
@@ -151,7 +157,11 @@ def stack() -> Iterator[Stack]:
         )
         relay_app = create_app(settings, fetch_resolver=resolver)
         relay_port = await _start(
-            relay_app, runners, handler_cancellation=True, access_log_class=AccessLogger
+            relay_app,
+            runners,
+            RelayRunner,
+            handler_cancellation=True,
+            access_log_class=AccessLogger,
         )
         ready["stack"] = Stack(
             relay_url=f"http://127.0.0.1:{relay_port}",

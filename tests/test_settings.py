@@ -49,3 +49,8 @@ def test_overrides_win() -> None:
 def test_bad_values_fail_at_start_up(name: str, value: str) -> None:
     with pytest.raises(SettingsError, match=name):
         Settings.from_env({name: value})
+
+
+def test_repr_never_shows_the_api_key() -> None:
+    settings = Settings.from_env({"ONEMIN_API_KEY": "sk-very-secret"})
+    assert "sk-very-secret" not in repr(settings)

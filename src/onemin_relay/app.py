@@ -43,7 +43,8 @@ def _resources(
     settings: Settings, fetch_resolver: AbstractResolver | None
 ) -> Callable[[web.Application], AsyncIterator[None]]:
     async def open_and_close(app: web.Application) -> AsyncIterator[None]:
-        await asyncio.to_thread(warm_up)
+        # o200k serves nearly every model; cl100k loads in a thread on first use (32 MB).
+        await asyncio.to_thread(warm_up, ("gpt-4o",))
         upstream_session = aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(limit=settings.upstream_pool_size, ttl_dns_cache=300),
             headers={"User-Agent": f"onemin-relay/{__version__}"},

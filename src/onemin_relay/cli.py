@@ -16,6 +16,7 @@ from aiohttp import web
 
 from onemin_relay.app import create_app
 from onemin_relay.logs import AccessLogger, configure_logging
+from onemin_relay.server import RelayRunner
 from onemin_relay.settings import Settings, SettingsError
 
 cli = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
@@ -61,7 +62,7 @@ async def _serve(settings: Settings, *, demo: bool, reuse_port: bool) -> None:
     try:
         if demo:
             settings = await _start_demo_upstream(settings, runners)
-        runner = web.AppRunner(
+        runner = RelayRunner(
             create_app(settings), handler_cancellation=True, access_log_class=AccessLogger
         )
         runners.append(runner)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 _PREFIX = "ONEMIN_"
@@ -22,7 +22,8 @@ class Settings:
     # where 1min.ai lives
     upstream_url: str = "https://api.1min.ai"
     asset_url: str = "https://asset.1min.ai"
-    api_key: str | None = None  # server-held 1min.ai key, used when a client sends none
+    # server-held 1min.ai key, used when a client sends none; kept out of repr() and logs
+    api_key: str | None = field(default=None, repr=False)
 
     # where the relay listens
     host: str = "127.0.0.1"
@@ -73,11 +74,11 @@ class Settings:
         """Build settings from the environment; explicit ``overrides`` win."""
         env = os.environ if env is None else env
         values: dict[str, Any] = {}
-        for field in fields(cls):
-            raw = env.get(_PREFIX + field.name.upper())
+        for spec in fields(cls):
+            raw = env.get(_PREFIX + spec.name.upper())
             if raw is None or raw == "":
                 continue
-            values[field.name] = _convert(field.name, field.type, raw)
+            values[spec.name] = _convert(spec.name, spec.type, raw)
         values.update(overrides)
         return cls(**values)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import socket
 import urllib.error
 import urllib.request
 
@@ -194,3 +195,23 @@ def test_keys_never_logged(
     leaks = [message for message in relay_logs if api_key in message]
     assert caplog.records, "the relay logs requests"
     assert not leaks
+
+
+def test_oversized_header_never_echoes_the_key(
+    stack: Stack, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    secret = "sk-LEAKCHECK" + "x" * 9000
+    host, port = stack.relay_url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=5) as conn:
+        conn.sendall(
+            b"POST /v1/chat/completions HTTP/1.1\r\nHost: relay\r\n"
+            + f"Authorization: Bearer {secret}\r\n".encode()
+            + b"Content-Length: 2\r\n\r\n{}"
+        )
+        answer = b""
+        while chunk := conn.recv(65536):
+            answer += chunk
+    assert answer.startswith(b"HTTP/1.1 400") or answer.startswith(b"HTTP/1.0 400"), answer[:80]
+    assert b"LEAKCHECK" not in answer
+    assert not [r for r in caplog.records if "LEAKCHECK" in r.getMessage() or r.exc_info]
