@@ -16,14 +16,21 @@ from onemin_relay.core.tokens import warm_up
 from onemin_relay.media import GuardedResolver, ImageFetcher
 from onemin_relay.pipeline import Pipeline
 from onemin_relay.settings import Settings
-from onemin_relay.surfaces import openai_chat, openai_models, service
+from onemin_relay.surfaces import anthropic, openai_chat, openai_models, service
 from onemin_relay.surfaces.common import PIPELINE, SETTINGS
-from onemin_relay.surfaces.openai_errors import render_error
+from onemin_relay.surfaces.openai_errors import render_error as render_openai_error
 from onemin_relay.upstream import ModelCatalog, OneMinClient
 
 log = logging.getLogger(__name__)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+ErrorRenderer = Callable[[RelayError], web.StreamResponse]
+
+# Which protocol's envelope an error takes, by path prefix; OpenAI's otherwise.
+ERROR_RENDERERS: tuple[tuple[str, ErrorRenderer], ...] = (
+    ("/anthropic/", anthropic.render_error),
+    ("/v1/messages", anthropic.render_error),
+)
 
 
 def create_app(
@@ -34,6 +41,7 @@ def create_app(
     app[SETTINGS] = settings
     app.cleanup_ctx.append(_resources(settings, fetch_resolver))
     service.add_routes(app)
+    anthropic.add_routes(app)
     openai_chat.add_routes(app)
     openai_models.add_routes(app)
     return app
@@ -79,16 +87,24 @@ async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
     try:
         return await handler(request)
     except RelayError as exc:
-        return render_error(exc)
+        return _renderer_for(request)(exc)
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
-        return render_error(_from_http_exception(exc))
+        return _renderer_for(request)(_from_http_exception(exc))
     except asyncio.CancelledError:
         raise
     except Exception:
         log.exception("unhandled error on %s %s", request.method, request.path)
-        return render_error(RelayError("the relay hit an internal error"))
+        return _renderer_for(request)(RelayError("the relay hit an internal error"))
+
+
+def _renderer_for(request: web.Request) -> ErrorRenderer:
+    path = request.path
+    for prefix, renderer in ERROR_RENDERERS:
+        if path.startswith(prefix):
+            return renderer
+    return render_openai_error
 
 
 def _from_http_exception(exc: web.HTTPException) -> RelayError:

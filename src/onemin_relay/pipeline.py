@@ -45,6 +45,8 @@ from onemin_relay.upstream import Asset, ChatCall, ModelCatalog, OneMinClient
 log = logging.getLogger(__name__)
 
 ONLINE_SUFFIX = ":online"
+# A 1024×1024 image at OpenAI's high detail; used where no upstream figure exists.
+ATTACHMENT_TOKEN_ESTIMATE = 765
 
 
 class ChatStream(msgspec.Struct):
@@ -104,15 +106,27 @@ class Pipeline:
         catalog = await self._catalog.get()
         return catalog.models, int(catalog.fetched_at)
 
+    async def count_tokens(self, request: ChatRequest, caller: Caller) -> int:
+        """Input tokens the request would cost: the flattened prompt, plus an estimate per
+        attachment (1min.ai does not say what it bills for an image or a file)."""
+        upstream_key(caller, self._settings.api_key)
+        name, _ = split_online_suffix(request.model)
+        info = await self._model_info(name)
+        flat = flatten(request.messages)
+        model = info.id if info is not None else name
+        text_tokens = await count_tokens_async(flat.text, model)
+        return text_tokens + ATTACHMENT_TOKEN_ESTIMATE * (len(flat.images) + len(flat.files))
+
     # -- preparation -----------------------------------------------------------------
 
     async def _prepare(self, request: ChatRequest, caller: Caller) -> _Prepared:
         api_key = upstream_key(caller, self._settings.api_key)
-        model, web_search = split_online_suffix(request.model)
+        name, web_search = split_online_suffix(request.model)
         flat = flatten(request.messages)
         if not flat.text.strip() and not flat.images and not flat.files:
             raise InvalidRequest("the conversation has no content", param="messages")
-        info = await self._model_info(model)
+        info = await self._model_info(name)
+        model = info.id if info is not None else name
         if flat.images and info is not None and not info.vision:
             raise UnsupportedModel(f"model {model!r} does not accept images", param="model")
         images, files = await self._attach(flat, api_key)
@@ -136,7 +150,7 @@ class Pipeline:
         except RelayError as exc:
             log.warning("model catalog unavailable, not validating %r: %s", model, exc)
             return None
-        info = catalog.get(model)
+        info = catalog.resolve(model)
         if info is None:
             raise ModelNotFound(f"the model {model!r} does not exist", param="model")
         if info.kind != "chat":

@@ -7,8 +7,9 @@ import asyncio
 import pytest
 
 from onemin_relay.core.errors import UpstreamError, UpstreamUnavailable
+from onemin_relay.core.types import ModelInfo
 from onemin_relay.upstream.client import CatalogEntry
-from onemin_relay.upstream.models import ModelCatalog
+from onemin_relay.upstream.models import Catalog, ModelCatalog
 
 
 class FakeUpstream:
@@ -119,3 +120,19 @@ async def test_cancelled_caller_does_not_cancel_the_shared_fetch(
     current = await catalog.get()
     assert current.get("gpt-4o") is not None
     assert upstream.calls == 4
+
+
+def test_resolve_exact_then_case_then_unique_base() -> None:
+    models = [
+        ModelInfo(id="gpt-4o", name="", kind="chat"),
+        ModelInfo(id="us.anthropic.claude-sonnet-4-5-20250929-v1:0", name="", kind="chat"),
+        ModelInfo(id="claude-haiku-4-5", name="", kind="chat"),
+        ModelInfo(id="eu.anthropic.claude-haiku-4-5-v1:0", name="", kind="chat"),
+    ]
+    catalog = Catalog(models, 0)
+    assert catalog.resolve("gpt-4o") is models[0]
+    assert catalog.resolve("GPT-4o") is models[0]
+    assert catalog.resolve("claude-sonnet-4-5-20250929") is models[1], "Bedrock-style id"
+    assert catalog.resolve("anthropic/claude-sonnet-4-5-20250929") is models[1]
+    assert catalog.resolve("claude-haiku-4-5") is models[2], "the exact id wins over a match"
+    assert catalog.resolve("claude-opus-4") is None

@@ -6,6 +6,7 @@ from aiohttp import web
 
 from onemin_relay.core.errors import ModelNotFound
 from onemin_relay.core.types import ModelInfo
+from onemin_relay.surfaces import anthropic
 from onemin_relay.surfaces.common import PIPELINE, json_response
 
 
@@ -24,6 +25,8 @@ def render_model(model: ModelInfo, created: int) -> dict[str, object]:
 
 
 async def list_models(request: web.Request) -> web.Response:
+    if "anthropic-version" in request.headers:  # an Anthropic SDK pointed at the root
+        return await anthropic.list_models(request)
     models, created = await request.app[PIPELINE].models()
     return json_response({"object": "list", "data": [render_model(m, created) for m in models]})
 

@@ -35,9 +35,41 @@ class Catalog:
         self.models = models
         self.fetched_at = fetched_at
         self._by_id = {m.id: m for m in reversed(models)}
+        self._by_folded = {m.id.lower(): m for m in reversed(models)}
+        by_base: dict[str, list[ModelInfo]] = {}
+        for model in models:
+            by_base.setdefault(base_name(model.id), []).append(model)
+        self._by_base = by_base
 
     def get(self, model_id: str) -> ModelInfo | None:
         return self._by_id.get(model_id)
+
+    def resolve(self, name: str) -> ModelInfo | None:
+        """The model a client means by ``name``: the exact id first, then the same id in
+        another case, then the one model whose id differs only by a vendor or region prefix
+        or a version suffix (``claude-sonnet-4-5-20250929`` finds
+        ``us.anthropic.claude-sonnet-4-5-20250929-v1:0``). Ambiguous names resolve to None.
+        """
+        found = self._by_id.get(name) or self._by_folded.get(name.lower())
+        if found is not None:
+            return found
+        candidates = self._by_base.get(base_name(name), [])
+        return candidates[0] if len(candidates) == 1 else None
+
+
+_REGION_PREFIXES = ("us.", "eu.", "apac.", "global.")
+_VENDOR_PREFIXES = ("anthropic.", "anthropic/", "openai/", "google/", "models/")
+
+
+def base_name(model_id: str) -> str:
+    """``us.anthropic.claude-x-v1:0`` → ``claude-x``: the id without vendor or version dress."""
+    name = model_id.lower()
+    name = next((name[len(p) :] for p in _REGION_PREFIXES if name.startswith(p)), name)
+    name = next((name[len(p) :] for p in _VENDOR_PREFIXES if name.startswith(p)), name)
+    head, sep, version = name.rpartition("-v")
+    if sep and version.replace(":", "").isdigit():
+        name = head
+    return name
 
 
 class ModelCatalog:
