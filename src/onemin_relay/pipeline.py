@@ -106,6 +106,14 @@ class Pipeline:
         catalog = await self._catalog.get()
         return catalog.models, int(catalog.fetched_at)
 
+    async def model(self, model_id: str) -> tuple[ModelInfo, int]:
+        """One catalog entry by its exact id, and when the catalog was fetched."""
+        catalog = await self._catalog.get()
+        info = catalog.get(model_id)
+        if info is None:
+            raise ModelNotFound(f"the model {model_id!r} does not exist", param="model")
+        return info, int(catalog.fetched_at)
+
     async def count_tokens(self, request: ChatRequest, caller: Caller) -> int:
         """Input tokens the request would cost: the flattened prompt, plus an estimate per
         attachment (1min.ai does not say what it bills for an image or a file)."""

@@ -49,11 +49,11 @@ from onemin_relay.surfaces.common import (
     PIPELINE,
     SETTINGS,
     caller_from,
+    error_response,
     json_response,
     read_body,
     write_sse,
 )
-from onemin_relay.surfaces.openai_errors import error_headers
 
 # -- request shapes -----------------------------------------------------------------------
 
@@ -306,12 +306,7 @@ def error_body(exc: RelayError) -> dict[str, Any]:
 
 
 def render_error(exc: RelayError) -> web.Response:
-    return web.Response(
-        body=orjson.dumps(error_body(exc)),
-        status=exc.status,
-        headers=error_headers(exc),
-        content_type="application/json",
-    )
+    return error_response(exc, error_body(exc))
 
 
 def render_error_frame(exc: RelayError) -> bytes:
@@ -366,12 +361,8 @@ async def list_models(request: web.Request) -> web.Response:
 
 
 async def get_model(request: web.Request) -> web.Response:
-    model_id = request.match_info["model"]
-    models, created = await request.app[PIPELINE].models()
-    for model in models:
-        if model.id == model_id:
-            return json_response(render_model(model, created))
-    raise NotFound(f"model: {model_id}")
+    model, created = await request.app[PIPELINE].model(request.match_info["model"])
+    return json_response(render_model(model, created))
 
 
 def add_routes(app: web.Application) -> None:

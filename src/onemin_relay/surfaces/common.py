@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 from collections.abc import AsyncIterator, Callable
 from typing import Any, TypeVar
 
@@ -11,7 +12,12 @@ import msgspec
 import orjson
 from aiohttp import web
 
-from onemin_relay.core.errors import InvalidRequest, RelayError
+from onemin_relay.core.errors import (
+    InvalidRequest,
+    RateLimited,
+    RelayError,
+    UpstreamUnavailable,
+)
 from onemin_relay.core.types import Caller
 from onemin_relay.pipeline import Pipeline
 from onemin_relay.settings import Settings
@@ -80,6 +86,22 @@ def bearer_or_header(request: web.Request, *header_names: str) -> str | None:
 
 def caller_from(request: web.Request, *header_names: str) -> Caller:
     return Caller(api_key=bearer_or_header(request, *header_names), client_ip=request.remote or "")
+
+
+def error_headers(exc: RelayError) -> dict[str, str]:
+    """Retry hints for any protocol. The SDKs retry 5xx on their own; after 1min.ai may have
+    billed the call, ``x-should-retry: false`` stops them from paying twice."""
+    headers: dict[str, str] = {}
+    if isinstance(exc, RateLimited) and exc.retry_after is not None:
+        headers["Retry-After"] = str(max(1, math.ceil(exc.retry_after)))
+    if exc.status >= 500 and not isinstance(exc, UpstreamUnavailable):
+        headers["x-should-retry"] = "false"
+    return headers
+
+
+def error_response(exc: RelayError, body: dict[str, Any]) -> web.Response:
+    """An error in a protocol's envelope ``body``, with the status and headers ``exc`` implies."""
+    return json_response(body, status=exc.status, headers=error_headers(exc))
 
 
 def json_response(

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import math
-
 import orjson
 from aiohttp import web
 
@@ -14,8 +12,8 @@ from onemin_relay.core.errors import (
     RateLimited,
     RelayError,
     UpstreamError,
-    UpstreamUnavailable,
 )
+from onemin_relay.surfaces.common import error_response
 
 
 def error_type(exc: RelayError) -> str:
@@ -44,24 +42,8 @@ def error_body(exc: RelayError) -> dict[str, dict[str, str | None]]:
     }
 
 
-def error_headers(exc: RelayError) -> dict[str, str]:
-    """Retry hints. The SDKs retry 5xx on their own; after 1min.ai may have billed the
-    call, ``x-should-retry: false`` stops them from paying twice."""
-    headers: dict[str, str] = {}
-    if isinstance(exc, RateLimited) and exc.retry_after is not None:
-        headers["Retry-After"] = str(max(1, math.ceil(exc.retry_after)))
-    if exc.status >= 500 and not isinstance(exc, UpstreamUnavailable):
-        headers["x-should-retry"] = "false"
-    return headers
-
-
 def render_error(exc: RelayError) -> web.Response:
-    return web.Response(
-        body=orjson.dumps(error_body(exc)),
-        status=exc.status,
-        headers=error_headers(exc),
-        content_type="application/json",
-    )
+    return error_response(exc, error_body(exc))
 
 
 def render_error_frame(exc: RelayError) -> bytes:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from onemin_relay.core.errors import ModelNotFound
 from onemin_relay.core.types import ModelInfo
 from onemin_relay.surfaces import anthropic
 from onemin_relay.surfaces.common import PIPELINE, json_response
@@ -32,12 +31,8 @@ async def list_models(request: web.Request) -> web.Response:
 
 
 async def get_model(request: web.Request) -> web.Response:
-    model_id = request.match_info["model"]
-    models, created = await request.app[PIPELINE].models()
-    for model in models:
-        if model.id == model_id:
-            return json_response(render_model(model, created))
-    raise ModelNotFound(f"the model {model_id!r} does not exist", param="model")
+    model, created = await request.app[PIPELINE].model(request.match_info["model"])
+    return json_response(render_model(model, created))
 
 
 def add_routes(app: web.Application) -> None:
