@@ -16,7 +16,7 @@ from onemin_relay.core.tokens import warm_up
 from onemin_relay.media import GuardedResolver, ImageFetcher
 from onemin_relay.pipeline import Pipeline
 from onemin_relay.settings import Settings
-from onemin_relay.surfaces import anthropic, openai_chat, openai_models, service
+from onemin_relay.surfaces import anthropic, gemini, openai_chat, openai_models, service
 from onemin_relay.surfaces.common import PIPELINE, SETTINGS
 from onemin_relay.surfaces.openai_errors import render_error as render_openai_error
 from onemin_relay.upstream import ModelCatalog, OneMinClient
@@ -30,6 +30,7 @@ ErrorRenderer = Callable[[RelayError], web.StreamResponse]
 ERROR_RENDERERS: tuple[tuple[str, ErrorRenderer], ...] = (
     ("/anthropic/", anthropic.render_error),
     ("/v1/messages", anthropic.render_error),
+    ("/gemini/", gemini.render_error),
 )
 
 
@@ -42,6 +43,7 @@ def create_app(
     app.cleanup_ctx.append(_resources(settings, fetch_resolver))
     service.add_routes(app)
     anthropic.add_routes(app)
+    gemini.add_routes(app)
     openai_chat.add_routes(app)
     openai_models.add_routes(app)
     return app

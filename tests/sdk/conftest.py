@@ -7,6 +7,8 @@ from collections.abc import AsyncIterator, Iterator
 import anthropic
 import openai
 import pytest
+from google import genai
+from google.genai import types as genai_types
 
 from tests.conftest import Stack
 
@@ -39,3 +41,13 @@ async def async_claude(stack: Stack, api_key: str) -> AsyncIterator[anthropic.As
         base_url=f"{stack.relay_url}/anthropic", api_key=api_key, max_retries=0
     ) as c:
         yield c
+
+
+@pytest.fixture
+def gemini(stack: Stack, api_key: str) -> Iterator[genai.Client]:
+    client = genai.Client(
+        api_key=api_key,
+        http_options=genai_types.HttpOptions(base_url=f"{stack.relay_url}/gemini"),
+    )
+    with client:
+        yield client

@@ -52,7 +52,7 @@ from onemin_relay.surfaces.common import (
     error_response,
     json_response,
     read_body,
-    write_sse,
+    write_stream,
 )
 
 # -- request shapes -----------------------------------------------------------------------
@@ -338,7 +338,7 @@ async def create_message(request: web.Request) -> web.StreamResponse:
     async with pipeline.stream(chat, caller) as stream:
         frames = render_events(stream, input_tokens)
         timeout = request.app[SETTINGS].write_timeout
-        return await write_sse(request, frames, render_error_frame, timeout)
+        return await write_stream(request, frames, render_error_frame, timeout)
 
 
 async def count_tokens(request: web.Request) -> web.Response:

@@ -51,6 +51,27 @@ async def read_body(request: web.Request, decoder: msgspec.json.Decoder[T]) -> T
         raise InvalidRequest("the request body is nested too deeply") from None
 
 
+async def read_json(request: web.Request) -> Any:
+    """The body as plain JSON values, for protocols that need a look before typing it."""
+    raw = await request.read()
+    if not raw:
+        raise InvalidRequest("the request body is empty; send a JSON object")
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        raise InvalidRequest("the request body is not valid JSON") from None
+    except RecursionError:
+        raise InvalidRequest("the request body is nested too deeply") from None
+
+
+def convert(data: Any, into: type[T]) -> T:
+    """Type plain JSON values as ``into``; schema errors become a 400 naming the field."""
+    try:
+        return msgspec.convert(data, into)
+    except msgspec.ValidationError as exc:
+        raise InvalidRequest(f"invalid request: {exc}", param=_param_from(str(exc))) from None
+
+
 def _param_from(message: str) -> str | None:
     """The field a msgspec error names.
 
@@ -112,18 +133,19 @@ def json_response(
     )
 
 
-async def write_sse(
+async def write_stream(
     request: web.Request,
     frames: AsyncIterator[bytes],
     error_frame: Callable[[RelayError], bytes],
     write_timeout: float,
+    headers: dict[str, str] = SSE_HEADERS,
 ) -> web.StreamResponse:
-    """Send SSE frames as they come. An error after the headers becomes an in-stream frame.
+    """Send frames as they come. An error after the headers becomes an in-stream frame.
 
     A client that stops reading for ``write_timeout`` seconds is dropped, so a stalled
     reader cannot pin an upstream stream open. Cancellation (client gone) propagates.
     """
-    response = web.StreamResponse(headers=SSE_HEADERS)
+    response = web.StreamResponse(headers=headers)
     await response.prepare(request)
     try:
         async for frame in frames:

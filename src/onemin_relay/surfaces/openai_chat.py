@@ -30,7 +30,7 @@ from onemin_relay.core.types import (
     Usage,
 )
 from onemin_relay.pipeline import ChatStream
-from onemin_relay.surfaces.common import PIPELINE, SETTINGS, caller_from, read_body, write_sse
+from onemin_relay.surfaces.common import PIPELINE, SETTINGS, caller_from, read_body, write_stream
 from onemin_relay.surfaces.openai_errors import render_error_frame
 
 # -- request shapes (only the fields the relay reads) -------------------------------------
@@ -268,7 +268,7 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
     async with pipeline.stream(chat, caller) as stream:
         frames = render_events(stream, options)
         timeout = request.app[SETTINGS].write_timeout
-        return await write_sse(request, frames, render_error_frame, timeout)
+        return await write_stream(request, frames, render_error_frame, timeout)
 
 
 def add_routes(app: web.Application) -> None:
