@@ -26,7 +26,7 @@ def imports_of(package: str) -> set[str]:
 def test_core_imports_no_io_library_and_nothing_of_ours_outside_core() -> None:
     code = (
         "import sys, onemin_relay.core.types, onemin_relay.core.errors, onemin_relay.core.prompt, "
-        "onemin_relay.core.tokens; "
+        "onemin_relay.core.tokens, onemin_relay.core.structured; "
         "print(','.join(m for m in sys.modules if m.split('.')[0] in ('aiohttp', 'yarl')))"
     )
     leaked = subprocess.run(

@@ -21,9 +21,17 @@ from onemin_relay.core.errors import (
     InvalidRequest,
     ModelNotFound,
     RelayError,
+    StructuredOutputFailed,
     UnsupportedModel,
 )
 from onemin_relay.core.prompt import FlatPrompt, flatten
+from onemin_relay.core.structured import (
+    StructuredOutputError,
+    check_schema,
+    instructions,
+    parse_reply,
+    repair_prompt,
+)
 from onemin_relay.core.tokens import count_tokens_async
 from onemin_relay.core.types import (
     Caller,
@@ -31,8 +39,10 @@ from onemin_relay.core.types import (
     ChatResult,
     FilePart,
     Finish,
+    FinishReason,
     ImagePart,
     ModelInfo,
+    ResponseFormat,
     StreamEvent,
     TextDelta,
     Usage,
@@ -40,7 +50,7 @@ from onemin_relay.core.types import (
 from onemin_relay.gateway import upstream_key
 from onemin_relay.media import ImageFetcher, Media, decode_data_uri
 from onemin_relay.settings import Settings
-from onemin_relay.upstream import Asset, ChatCall, ModelCatalog, OneMinClient
+from onemin_relay.upstream import Asset, ChatCall, ChatRecord, ModelCatalog, OneMinClient
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +71,7 @@ class ChatStream(msgspec.Struct):
 class _Prepared(msgspec.Struct, frozen=True):
     call: ChatCall
     api_key: str
+    response_format: ResponseFormat | None = None
 
 
 class Pipeline:
@@ -79,20 +90,30 @@ class Pipeline:
 
     async def chat(self, request: ChatRequest, caller: Caller) -> ChatResult:
         prepared = await self._prepare(request, caller)
-        record = await self._client.chat(prepared.call, prepared.api_key)
-        usage = record.usage or await _estimate_usage(prepared.call, record.text)
+        text, reason, usage = await self._complete(prepared)
         return ChatResult(
             id=uuid.uuid4().hex,
             model=request.model,
-            text=record.text,
-            finish_reason=record.finish_reason,
+            text=text,
+            finish_reason=reason,
             usage=usage,
             created=int(time.time()),
         )
 
     @asynccontextmanager
     async def stream(self, request: ChatRequest, caller: Caller) -> AsyncIterator[ChatStream]:
+        """Stream a reply. A reply bound to a JSON format is validated (and repaired) before
+        anything is sent, then streamed whole: a client never receives JSON that fails."""
         prepared = await self._prepare(request, caller)
+        if prepared.response_format is not None:
+            text, reason, usage = await self._complete(prepared)
+            yield ChatStream(
+                id=uuid.uuid4().hex,
+                model=request.model,
+                created=int(time.time()),
+                events=_replay(text, reason, usage),
+            )
+            return
         async with self._client.stream_chat(prepared.call, prepared.api_key) as events:
             yield ChatStream(
                 id=uuid.uuid4().hex,
@@ -125,6 +146,42 @@ class Pipeline:
         text_tokens = await count_tokens_async(flat.text, model)
         return text_tokens + ATTACHMENT_TOKEN_ESTIMATE * (len(flat.images) + len(flat.files))
 
+    # -- calling ---------------------------------------------------------------------
+
+    async def _complete(self, prepared: _Prepared) -> tuple[str, FinishReason, Usage]:
+        record = await self._client.chat(prepared.call, prepared.api_key)
+        usage = record.usage or await _estimate_usage(prepared.call, record.text)
+        if prepared.response_format is None:
+            return record.text, record.finish_reason, usage
+        return await self._conform(prepared, prepared.response_format, record, usage)
+
+    async def _conform(
+        self, prepared: _Prepared, fmt: ResponseFormat, record: ChatRecord, usage: Usage
+    ) -> tuple[str, FinishReason, Usage]:
+        """Validate a JSON answer; on failure ask again, showing the model its errors.
+
+        Every call is billed by 1min.ai, so the usage reported covers all of them.
+        """
+        attempts = self._settings.structured_retries + 1
+        for attempt in range(1, attempts + 1):
+            try:
+                # in a thread: a client's schema ``pattern`` may backtrack for long
+                text = await asyncio.to_thread(parse_reply, record.text, fmt)
+                return text, record.finish_reason, usage
+            except StructuredOutputError as exc:
+                failure = exc
+            if attempt == attempts:
+                break
+            prompt = repair_prompt(prepared.call.prompt, failure.reply, failure.errors, fmt)
+            call = msgspec.structs.replace(prepared.call, prompt=prompt)
+            record = await self._client.chat(call, prepared.api_key)
+            usage = _add(usage, record.usage or await _estimate_usage(call, record.text))
+        raise StructuredOutputFailed(
+            f"the model's answer did not match the requested format after {attempts} "
+            f"attempt(s): {'; '.join(failure.errors)}",
+            param="response_format",
+        )
+
     # -- preparation -----------------------------------------------------------------
 
     async def _prepare(self, request: ChatRequest, caller: Caller) -> _Prepared:
@@ -137,15 +194,22 @@ class Pipeline:
         model = info.id if info is not None else name
         if flat.images and info is not None and not info.vision:
             raise UnsupportedModel(f"model {model!r} does not accept images", param="model")
+        fmt = request.response_format
+        if fmt is not None and fmt.kind == "text":
+            fmt = None
+        prompt = flat.text
+        if fmt is not None:
+            check_schema(fmt)
+            prompt = f"{prompt}\n\n{instructions(fmt)}" if prompt else instructions(fmt)
         images, files = await self._attach(flat, api_key)
         call = ChatCall(
             model=model,
-            prompt=flat.text,
+            prompt=prompt,
             images=images,
             files=files,
             web_search=web_search or request.web_search,
         )
-        return _Prepared(call=call, api_key=api_key)
+        return _Prepared(call=call, api_key=api_key, response_format=fmt)
 
     async def _model_info(self, model: str) -> ModelInfo | None:
         """The catalog entry for a chat model; None when the catalog cannot be read.
@@ -213,6 +277,19 @@ async def _estimate_usage(call: ChatCall, reply: str) -> Usage:
     prompt_tokens = await count_tokens_async(call.prompt, call.model)
     reply_tokens = await count_tokens_async(reply, call.model)
     return Usage(prompt_tokens, reply_tokens, estimated=True)
+
+
+def _add(first: Usage, second: Usage) -> Usage:
+    return Usage(
+        first.input_tokens + second.input_tokens,
+        first.output_tokens + second.output_tokens,
+        estimated=first.estimated or second.estimated,
+    )
+
+
+async def _replay(text: str, reason: FinishReason, usage: Usage) -> AsyncIterator[StreamEvent]:
+    yield TextDelta(text)
+    yield Finish(reason, usage)
 
 
 async def _with_usage(

@@ -42,6 +42,9 @@ class Settings:
     upstream_retries: int = 2
     upstream_pool_size: int = 256
 
+    # structured output: calls made to repair an answer that fails its JSON format
+    structured_retries: int = 1
+
     # model catalog cache
     models_ttl: float = 300.0
 
@@ -63,8 +66,9 @@ class Settings:
                 raise SettingsError(f"{_PREFIX}{name.upper()} must be greater than 0")
         if not 0 < self.port < 65536:
             raise SettingsError(f"{_PREFIX}PORT must be between 1 and 65535")
-        if self.upstream_retries < 0:
-            raise SettingsError(f"{_PREFIX}UPSTREAM_RETRIES must not be negative")
+        for name in ("upstream_retries", "structured_retries"):
+            if getattr(self, name) < 0:
+                raise SettingsError(f"{_PREFIX}{name.upper()} must not be negative")
         for name in ("upstream_url", "asset_url"):
             if not getattr(self, name).startswith(("http://", "https://")):
                 raise SettingsError(f"{_PREFIX}{name.upper()} must be an http(s) URL")

@@ -692,3 +692,17 @@ def test_write_pieces_cut_after_lead_bytes() -> None:
 )
 def test_field_path(message: str, path: str) -> None:
     assert field_path(message) == path
+
+
+async def test_scripted_replies_advance_per_call_and_last_repeats(aiohttp_client) -> None:
+    client = await aiohttp_client(create_app())
+    await client.put("/_emulator/faults/k", json={"replies": ["first", "second"]})
+    texts = []
+    for _ in range(3):
+        response = await client.post(
+            "/api/chat-with-ai",
+            json={"type": "UNIFY_CHAT_WITH_AI", "model": "gpt-4o", "promptObject": {"prompt": "x"}},
+            headers={"API-KEY": "k"},
+        )
+        texts.append((await response.json())["aiRecord"]["aiRecordDetail"]["resultObject"][0])
+    assert texts == ["first", "second", "second"]

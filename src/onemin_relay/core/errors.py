@@ -12,6 +12,7 @@
     ├── RateLimited                 429  rate_limited      (retry_after seconds)
     └── UpstreamError               502  upstream_error
         ├── UpstreamStreamError     502  upstream_stream_error
+        ├── StructuredOutputFailed  502  structured_output_failed
         ├── UpstreamUnavailable     503  upstream_unavailable
         └── UpstreamTimeout         504  upstream_timeout  (also a TimeoutError)
 
@@ -86,6 +87,12 @@ class UpstreamError(RelayError):
 
 class UpstreamStreamError(UpstreamError):
     code = "upstream_stream_error"
+
+
+class StructuredOutputFailed(UpstreamError):
+    """The model's answer still failed the requested JSON format after the repair retries."""
+
+    code = "structured_output_failed"
 
 
 class UpstreamUnavailable(UpstreamError):

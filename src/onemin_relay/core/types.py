@@ -6,7 +6,7 @@ about HTTP, aiohttp or 1min.ai's wire format.
 
 from __future__ import annotations
 
-from typing import Literal, TypeAlias
+from typing import Any, Literal, TypeAlias
 
 import msgspec
 
@@ -63,6 +63,16 @@ class Message(msgspec.Struct, frozen=True):
 # -- requests and results --------------------------------------------------------------
 
 
+class ResponseFormat(msgspec.Struct, frozen=True):
+    """What the client asked the answer to be: free text, any JSON object, or schema-valid JSON."""
+
+    kind: Literal["text", "json_object", "json_schema"]
+    name: str | None = None
+    schema: dict[str, Any] | None = None
+    strict: bool = False
+    description: str | None = None
+
+
 class Caller(msgspec.Struct, frozen=True):
     """Who is calling: the credential the client presented (if any) and its address."""
 
@@ -78,6 +88,7 @@ class ChatRequest(msgspec.Struct, frozen=True):
     stream: bool = False
     web_search: bool = False
     max_output_tokens: int | None = None
+    response_format: ResponseFormat | None = None
 
 
 class Usage(msgspec.Struct, frozen=True):

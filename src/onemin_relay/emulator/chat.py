@@ -78,7 +78,7 @@ def answer(request: web.Request, ask: Ask, model: ModelEntry, feature: str) -> A
         web_search=ask.web_search,
         history_turns=len(history),
     )
-    reply = reply_text(ask.prompt, seen, faults.reply)
+    reply = reply_text(ask.prompt, seen, state.faults.take_reply(request.headers["API-KEY"]))
     crawl = _crawl_lines(faults.crawl_lines)
     result = "".join(crawl) + reply
     if conversation:

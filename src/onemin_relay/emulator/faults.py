@@ -45,6 +45,7 @@ class Faults(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     omit_finish_reason: bool = False
     record_failed: bool = False
     reply: str | None = None
+    replies: tuple[str, ...] = ()  # scripted: the n-th chat reply for the key; the last repeats
     error_envelope: Envelope | None = None
 
     def __post_init__(self) -> None:
@@ -67,6 +68,7 @@ def parse_faults(body: bytes) -> Faults:
 class _Entry(msgspec.Struct):
     faults: Faults
     status_used: int = 0
+    replies_used: int = 0
 
 
 class FaultBook:
@@ -88,6 +90,17 @@ class FaultBook:
     def for_key(self, api_key: str | None) -> Faults:
         entry = self._entry(api_key)
         return entry.faults if entry else HEALTHY
+
+    def take_reply(self, api_key: str | None) -> str | None:
+        """The scripted reply for this chat call (advancing the script), else ``reply``."""
+        entry = self._entry(api_key)
+        if entry is None:
+            return None
+        script = entry.faults.replies
+        if not script:
+            return entry.faults.reply
+        entry.replies_used += 1
+        return script[min(entry.replies_used, len(script)) - 1]
 
     def take_status(self, api_key: str | None) -> int | None:
         """The status to force on this request, counting it against ``status_times``."""

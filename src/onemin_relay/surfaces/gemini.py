@@ -35,6 +35,7 @@ from onemin_relay.core.types import (
     Message,
     ModelInfo,
     Part,
+    ResponseFormat,
     TextDelta,
     TextPart,
     ToolCall,
@@ -51,6 +52,7 @@ from onemin_relay.surfaces.common import (
     read_json,
     write_stream,
 )
+from onemin_relay.surfaces.gemini_schema import camelize, openapi_to_json_schema
 
 # -- request shapes -----------------------------------------------------------------------
 
@@ -91,9 +93,16 @@ class _Content(msgspec.Struct):
     role: str | None = None
 
 
+class _GenerationConfig(msgspec.Struct, rename="camel"):
+    response_mime_type: str | None = None
+    response_schema: dict[str, Any] | None = None
+    response_json_schema: dict[str, Any] | None = None
+
+
 class _GenerateBody(msgspec.Struct, rename="camel"):
     contents: list[_Content] = []
     system_instruction: _Content | None = None
+    generation_config: _GenerationConfig | None = None
 
 
 class _CountBody(_GenerateBody, rename="camel"):
@@ -101,37 +110,6 @@ class _CountBody(_GenerateBody, rename="camel"):
 
 
 _JSON_STREAM_HEADERS = {"Content-Type": "application/json; charset=utf-8"}
-# Values under these keys are the caller's own data (function arguments, results, schemas):
-# their keys are never renamed.
-_OPAQUE_KEYS = frozenset(
-    {
-        "args",
-        "response",
-        "responseSchema",
-        "responseJsonSchema",
-        "parameters",
-        "parametersJsonSchema",
-    }
-)
-
-
-def camelize(value: Any) -> Any:
-    """Gemini accepts snake_case and camelCase field names alike (the SDKs send both kinds,
-    even in one body); fold them to camelCase before typing the body."""
-    if isinstance(value, list):
-        return [camelize(item) for item in value]
-    if not isinstance(value, dict):
-        return value
-    folded: dict[str, Any] = {}
-    for key, item in value.items():
-        name = _to_camel(key) if "_" in key else key
-        folded[name] = item if name in _OPAQUE_KEYS else camelize(item)
-    return folded
-
-
-def _to_camel(key: str) -> str:
-    head, *rest = key.split("_")
-    return head + "".join(word[:1].upper() + word[1:] for word in rest)
 
 
 async def _read_body(request: web.Request, into: type[_GenerateBody]) -> Any:
@@ -151,7 +129,29 @@ def parse_request(model: str, body: _GenerateBody, *, stream: bool = False) -> C
             messages.append(Message(role="system", parts=(TextPart(text),)))
     for index, content in enumerate(body.contents):
         messages.extend(_parse_content(content, index))
-    return ChatRequest(model=model, messages=tuple(messages), stream=stream)
+    return ChatRequest(
+        model=model,
+        messages=tuple(messages),
+        stream=stream,
+        response_format=_response_format(body.generation_config),
+    )
+
+
+def _response_format(config: _GenerationConfig | None) -> ResponseFormat | None:
+    """JSON output: ``responseJsonSchema`` as given, ``responseSchema`` (Gemini's OpenAPI
+    subset) converted to JSON Schema, JSON mode without a schema as any JSON value."""
+    if config is None:
+        return None
+    if config.response_json_schema is not None:
+        return ResponseFormat(
+            kind="json_schema", name="response", schema=config.response_json_schema
+        )
+    if config.response_schema is not None:
+        schema = openapi_to_json_schema(config.response_schema)
+        return ResponseFormat(kind="json_schema", name="response", schema=schema)
+    if (config.response_mime_type or "").startswith("application/json"):
+        return ResponseFormat(kind="json_schema", name="response", schema={})
+    return None
 
 
 def _parse_content(content: _Content, index: int) -> list[Message]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import base64
 import binascii
 from collections.abc import AsyncIterator
-from typing import Literal
+from typing import Any, Literal
 
 import msgspec
 import orjson
@@ -24,6 +24,7 @@ from onemin_relay.core.types import (
     ImagePart,
     Message,
     Part,
+    ResponseFormat,
     TextDelta,
     TextPart,
     ToolCall,
@@ -84,6 +85,44 @@ class _Message(msgspec.Struct):
     tool_call_id: str | None = None
 
 
+class _JSONSchemaSpec(msgspec.Struct):
+    name: str | None = None
+    schema: dict[str, Any] | None = None
+    strict: bool | None = None
+    description: str | None = None
+
+
+class _TextFormat(msgspec.Struct, tag="text"):
+    pass
+
+
+class _JSONObjectFormat(msgspec.Struct, tag="json_object"):
+    pass
+
+
+class _JSONSchemaFormat(msgspec.Struct, tag="json_schema"):
+    json_schema: _JSONSchemaSpec
+
+
+_Format = _TextFormat | _JSONObjectFormat | _JSONSchemaFormat
+
+
+def parse_response_format(fmt: _Format | None) -> ResponseFormat | None:
+    """OpenAI's ``response_format`` (chat) as the core's ResponseFormat."""
+    match fmt:
+        case _JSONObjectFormat():
+            return ResponseFormat(kind="json_object")
+        case _JSONSchemaFormat(json_schema=spec):
+            return ResponseFormat(
+                kind="json_schema",
+                name=spec.name,
+                schema=spec.schema,
+                strict=bool(spec.strict),
+                description=spec.description,
+            )
+    return None
+
+
 class _StreamOptions(msgspec.Struct):
     include_usage: bool = False
 
@@ -96,6 +135,7 @@ class _ChatBody(msgspec.Struct):
     max_tokens: int | None = None
     max_completion_tokens: int | None = None
     n: int | None = None
+    response_format: _Format | None = None
 
 
 _decoder = msgspec.json.Decoder(_ChatBody)
@@ -123,6 +163,7 @@ def parse_request(body: _ChatBody) -> tuple[ChatRequest, ChatOptions]:
         messages=messages,
         stream=body.stream,
         max_output_tokens=body.max_completion_tokens or body.max_tokens,
+        response_format=parse_response_format(body.response_format),
     )
     include_usage = bool(body.stream_options and body.stream_options.include_usage)
     return request, ChatOptions(include_usage=include_usage)
