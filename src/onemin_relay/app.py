@@ -13,11 +13,19 @@ from aiohttp.abc import AbstractResolver
 from onemin_relay import __version__
 from onemin_relay.core.errors import InvalidRequest, NotFound, PayloadTooLarge, RelayError
 from onemin_relay.core.tokens import warm_up
+from onemin_relay.gateway.store import MemoryResponseStore
 from onemin_relay.media import GuardedResolver, ImageFetcher
 from onemin_relay.pipeline import Pipeline
 from onemin_relay.settings import Settings
-from onemin_relay.surfaces import anthropic, gemini, openai_chat, openai_models, service
-from onemin_relay.surfaces.common import PIPELINE, SETTINGS
+from onemin_relay.surfaces import (
+    anthropic,
+    gemini,
+    openai_chat,
+    openai_models,
+    openai_responses,
+    service,
+)
+from onemin_relay.surfaces.common import PIPELINE, RESPONSE_STORE, SETTINGS
 from onemin_relay.surfaces.openai_errors import render_error as render_openai_error
 from onemin_relay.upstream import ModelCatalog, OneMinClient
 
@@ -46,6 +54,7 @@ def create_app(
     gemini.add_routes(app)
     openai_chat.add_routes(app)
     openai_models.add_routes(app)
+    openai_responses.add_routes(app)
     return app
 
 
@@ -74,6 +83,7 @@ def _resources(
         )
         catalog = ModelCatalog(client, ttl=settings.models_ttl)
         app[PIPELINE] = Pipeline(client, catalog, fetcher, settings)
+        app[RESPONSE_STORE] = MemoryResponseStore()
         try:
             yield
         finally:

@@ -17,40 +17,34 @@ from contextlib import asynccontextmanager
 
 import msgspec
 
+from onemin_relay.answers import Answer, Answerer, Plan, estimate_usage
 from onemin_relay.core.errors import (
     InvalidRequest,
     ModelNotFound,
     RelayError,
-    StructuredOutputFailed,
     UnsupportedModel,
 )
 from onemin_relay.core.prompt import FlatPrompt, flatten
-from onemin_relay.core.structured import (
-    StructuredOutputError,
-    check_schema,
-    instructions,
-    parse_reply,
-    repair_prompt,
-)
+from onemin_relay.core.structured import check_schema, instructions
 from onemin_relay.core.tokens import count_tokens_async
+from onemin_relay.core.tools import check_tools, render_tools
 from onemin_relay.core.types import (
     Caller,
     ChatRequest,
     ChatResult,
     FilePart,
     Finish,
-    FinishReason,
     ImagePart,
     ModelInfo,
-    ResponseFormat,
     StreamEvent,
     TextDelta,
-    Usage,
+    ToolCallEvent,
+    ToolSpec,
 )
 from onemin_relay.gateway import upstream_key
 from onemin_relay.media import ImageFetcher, Media, decode_data_uri
 from onemin_relay.settings import Settings
-from onemin_relay.upstream import Asset, ChatCall, ChatRecord, ModelCatalog, OneMinClient
+from onemin_relay.upstream import Asset, ChatCall, ModelCatalog, OneMinClient
 
 log = logging.getLogger(__name__)
 
@@ -68,12 +62,6 @@ class ChatStream(msgspec.Struct):
     events: AsyncIterator[StreamEvent]
 
 
-class _Prepared(msgspec.Struct, frozen=True):
-    call: ChatCall
-    api_key: str
-    response_format: ResponseFormat | None = None
-
-
 class Pipeline:
     def __init__(
         self,
@@ -86,41 +74,38 @@ class Pipeline:
         self._catalog = catalog
         self._fetcher = fetcher
         self._settings = settings
+        self._answers = Answerer(client, settings)
         self._asset_prefix = settings.asset_base + "/"
 
     async def chat(self, request: ChatRequest, caller: Caller) -> ChatResult:
-        prepared = await self._prepare(request, caller)
-        text, reason, usage = await self._complete(prepared)
+        plan = await self._prepare(request, caller)
+        answer = await self._answers.complete(plan)
         return ChatResult(
             id=uuid.uuid4().hex,
             model=request.model,
-            text=text,
-            finish_reason=reason,
-            usage=usage,
+            text=answer.text,
+            finish_reason=answer.reason,
+            usage=answer.usage,
             created=int(time.time()),
+            tool_calls=answer.calls,
         )
 
     @asynccontextmanager
     async def stream(self, request: ChatRequest, caller: Caller) -> AsyncIterator[ChatStream]:
         """Stream a reply. A reply bound to a JSON format is validated (and repaired) before
-        anything is sent, then streamed whole: a client never receives JSON that fails."""
-        prepared = await self._prepare(request, caller)
-        if prepared.response_format is not None:
-            text, reason, usage = await self._complete(prepared)
-            yield ChatStream(
-                id=uuid.uuid4().hex,
-                model=request.model,
-                created=int(time.time()),
-                events=_replay(text, reason, usage),
-            )
+        anything is sent, then streamed whole: a client never receives JSON that fails.
+        With tools, text streams as it comes and possible calls are held (``answers.py``)."""
+        plan = await self._prepare(request, caller)
+        identity = {"id": uuid.uuid4().hex, "model": request.model, "created": int(time.time())}
+        if plan.response_format is not None:
+            answer = await self._answers.complete(plan)
+            yield ChatStream(**identity, events=_replay(answer))
             return
-        async with self._client.stream_chat(prepared.call, prepared.api_key) as events:
-            yield ChatStream(
-                id=uuid.uuid4().hex,
-                model=request.model,
-                created=int(time.time()),
-                events=_with_usage(events, prepared.call),
-            )
+        async with self._client.stream_chat(plan.call, plan.api_key) as upstream:
+            events = _with_usage(upstream, plan.call)
+            if plan.tools:
+                events = self._answers.stream(plan, events)
+            yield ChatStream(**identity, events=events)
 
     async def models(self) -> tuple[list[ModelInfo], int]:
         """Every usable model and when the list was fetched (epoch seconds)."""
@@ -146,45 +131,9 @@ class Pipeline:
         text_tokens = await count_tokens_async(flat.text, model)
         return text_tokens + ATTACHMENT_TOKEN_ESTIMATE * (len(flat.images) + len(flat.files))
 
-    # -- calling ---------------------------------------------------------------------
-
-    async def _complete(self, prepared: _Prepared) -> tuple[str, FinishReason, Usage]:
-        record = await self._client.chat(prepared.call, prepared.api_key)
-        usage = record.usage or await _estimate_usage(prepared.call, record.text)
-        if prepared.response_format is None:
-            return record.text, record.finish_reason, usage
-        return await self._conform(prepared, prepared.response_format, record, usage)
-
-    async def _conform(
-        self, prepared: _Prepared, fmt: ResponseFormat, record: ChatRecord, usage: Usage
-    ) -> tuple[str, FinishReason, Usage]:
-        """Validate a JSON answer; on failure ask again, showing the model its errors.
-
-        Every call is billed by 1min.ai, so the usage reported covers all of them.
-        """
-        attempts = self._settings.structured_retries + 1
-        for attempt in range(1, attempts + 1):
-            try:
-                # in a thread: a client's schema ``pattern`` may backtrack for long
-                text = await asyncio.to_thread(parse_reply, record.text, fmt)
-                return text, record.finish_reason, usage
-            except StructuredOutputError as exc:
-                failure = exc
-            if attempt == attempts:
-                break
-            prompt = repair_prompt(prepared.call.prompt, failure.reply, failure.errors, fmt)
-            call = msgspec.structs.replace(prepared.call, prompt=prompt)
-            record = await self._client.chat(call, prepared.api_key)
-            usage = _add(usage, record.usage or await _estimate_usage(call, record.text))
-        raise StructuredOutputFailed(
-            f"the model's answer did not match the requested format after {attempts} "
-            f"attempt(s): {'; '.join(failure.errors)}",
-            param="response_format",
-        )
-
     # -- preparation -----------------------------------------------------------------
 
-    async def _prepare(self, request: ChatRequest, caller: Caller) -> _Prepared:
+    async def _prepare(self, request: ChatRequest, caller: Caller) -> Plan:
         api_key = upstream_key(caller, self._settings.api_key)
         name, web_search = split_online_suffix(request.model)
         flat = flatten(request.messages)
@@ -197,10 +146,12 @@ class Pipeline:
         fmt = request.response_format
         if fmt is not None and fmt.kind == "text":
             fmt = None
-        prompt = flat.text
         if fmt is not None:
             check_schema(fmt)
-            prompt = f"{prompt}\n\n{instructions(fmt)}" if prompt else instructions(fmt)
+        tools = _offered_tools(request)
+        contract = render_tools(tools, request.tool_choice, request.parallel_tool_calls)
+        extras = [text for text in (contract, instructions(fmt) if fmt else "") if text]
+        prompt = "\n\n".join([flat.text, *extras]) if flat.text else "\n\n".join(extras)
         images, files = await self._attach(flat, api_key)
         call = ChatCall(
             model=model,
@@ -209,7 +160,15 @@ class Pipeline:
             files=files,
             web_search=web_search or request.web_search,
         )
-        return _Prepared(call=call, api_key=api_key, response_format=fmt)
+        return Plan(
+            call=call,
+            api_key=api_key,
+            response_format=fmt,
+            tools=tools,
+            tool_choice=request.tool_choice,
+            parallel_tool_calls=request.parallel_tool_calls,
+            history=request.messages,
+        )
 
     async def _model_info(self, model: str) -> ModelInfo | None:
         """The catalog entry for a chat model; None when the catalog cannot be read.
@@ -273,23 +232,23 @@ def split_online_suffix(model: str) -> tuple[str, bool]:
     return model, False
 
 
-async def _estimate_usage(call: ChatCall, reply: str) -> Usage:
-    prompt_tokens = await count_tokens_async(call.prompt, call.model)
-    reply_tokens = await count_tokens_async(reply, call.model)
-    return Usage(prompt_tokens, reply_tokens, estimated=True)
+def _offered_tools(request: ChatRequest) -> tuple[ToolSpec, ...]:
+    """The tools the model may call (checked before anything is billed): none when the
+    client said ``tool_choice: none``."""
+    choice = request.tool_choice
+    if request.tools or choice is not None:
+        check_tools(request.tools, choice)
+    if choice is not None and choice.mode == "none":
+        return ()
+    return request.tools
 
 
-def _add(first: Usage, second: Usage) -> Usage:
-    return Usage(
-        first.input_tokens + second.input_tokens,
-        first.output_tokens + second.output_tokens,
-        estimated=first.estimated or second.estimated,
-    )
-
-
-async def _replay(text: str, reason: FinishReason, usage: Usage) -> AsyncIterator[StreamEvent]:
-    yield TextDelta(text)
-    yield Finish(reason, usage)
+async def _replay(answer: Answer) -> AsyncIterator[StreamEvent]:
+    if answer.text:
+        yield TextDelta(answer.text)
+    for index, call in enumerate(answer.calls):
+        yield ToolCallEvent(index, call)
+    yield Finish(answer.reason, answer.usage)
 
 
 async def _with_usage(
@@ -301,5 +260,5 @@ async def _with_usage(
         if isinstance(event, TextDelta):
             pieces.append(event.text)
         elif isinstance(event, Finish) and event.usage is None:
-            event = Finish(event.reason, await _estimate_usage(call, "".join(pieces)))
+            event = Finish(event.reason, await estimate_usage(call, "".join(pieces)))
         yield event

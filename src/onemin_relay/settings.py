@@ -44,6 +44,9 @@ class Settings:
 
     # structured output: calls made to repair an answer that fails its JSON format
     structured_retries: int = 1
+    # tool calling: repair calls for a malformed tool call, and the identical-call loop guard
+    tool_repair_retries: int = 1
+    max_identical_tool_calls: int = 3
 
     # model catalog cache
     models_ttl: float = 300.0
@@ -66,7 +69,7 @@ class Settings:
                 raise SettingsError(f"{_PREFIX}{name.upper()} must be greater than 0")
         if not 0 < self.port < 65536:
             raise SettingsError(f"{_PREFIX}PORT must be between 1 and 65535")
-        for name in ("upstream_retries", "structured_retries"):
+        for name in ("upstream_retries", "structured_retries", "tool_repair_retries"):
             if getattr(self, name) < 0:
                 raise SettingsError(f"{_PREFIX}{name.upper()} must not be negative")
         for name in ("upstream_url", "asset_url"):

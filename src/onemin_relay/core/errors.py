@@ -2,7 +2,8 @@
 
     RelayError                      500  internal_error
     ├── InvalidRequest              400  invalid_request
-    │   └── UnsupportedModel        400  model_not_supported
+    │   ├── UnsupportedModel        400  model_not_supported
+    │   └── ToolLoopDetected        400  tool_loop_detected
     ├── AuthenticationFailed        401  invalid_api_key
     ├── InsufficientBalance         402  insufficient_balance
     ├── PermissionDenied            403  permission_denied
@@ -13,6 +14,7 @@
     └── UpstreamError               502  upstream_error
         ├── UpstreamStreamError     502  upstream_stream_error
         ├── StructuredOutputFailed  502  structured_output_failed
+        ├── ToolCallFailed          502  tool_call_failed
         ├── UpstreamUnavailable     503  upstream_unavailable
         └── UpstreamTimeout         504  upstream_timeout  (also a TimeoutError)
 
@@ -40,6 +42,12 @@ class InvalidRequest(RelayError):
 
 class UnsupportedModel(InvalidRequest):
     code = "model_not_supported"
+
+
+class ToolLoopDetected(InvalidRequest):
+    """The model keeps making the same call with the same arguments: an agent loop."""
+
+    code = "tool_loop_detected"
 
 
 class AuthenticationFailed(RelayError):
@@ -93,6 +101,12 @@ class StructuredOutputFailed(UpstreamError):
     """The model's answer still failed the requested JSON format after the repair retries."""
 
     code = "structured_output_failed"
+
+
+class ToolCallFailed(UpstreamError):
+    """The model tried to call a tool but still got it wrong after the repair retries."""
+
+    code = "tool_call_failed"
 
 
 class UpstreamUnavailable(UpstreamError):

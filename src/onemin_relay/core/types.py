@@ -73,6 +73,21 @@ class ResponseFormat(msgspec.Struct, frozen=True):
     description: str | None = None
 
 
+class ToolSpec(msgspec.Struct, frozen=True):
+    """A function the client offers the model; ``parameters`` is a JSON Schema."""
+
+    name: str
+    description: str | None = None
+    parameters: dict[str, Any] | None = None
+
+
+class ToolChoice(msgspec.Struct, frozen=True):
+    """Whether the model may (auto), must not (none), must (required) or must call ``name``."""
+
+    mode: Literal["auto", "none", "required", "named"] = "auto"
+    name: str | None = None
+
+
 class Caller(msgspec.Struct, frozen=True):
     """Who is calling: the credential the client presented (if any) and its address."""
 
@@ -89,6 +104,9 @@ class ChatRequest(msgspec.Struct, frozen=True):
     web_search: bool = False
     max_output_tokens: int | None = None
     response_format: ResponseFormat | None = None
+    tools: tuple[ToolSpec, ...] = ()
+    tool_choice: ToolChoice | None = None
+    parallel_tool_calls: bool = True
 
 
 class Usage(msgspec.Struct, frozen=True):
@@ -108,6 +126,7 @@ class ChatResult(msgspec.Struct, frozen=True):
     finish_reason: FinishReason
     usage: Usage
     created: int
+    tool_calls: tuple[ToolCall, ...] = ()
 
 
 # -- stream events ---------------------------------------------------------------------
@@ -117,6 +136,13 @@ class TextDelta(msgspec.Struct, frozen=True, tag="text_delta"):
     text: str
 
 
+class ToolCallEvent(msgspec.Struct, frozen=True, tag="tool_call"):
+    """One complete tool call; ``index`` counts the calls of this reply from 0."""
+
+    index: int
+    call: ToolCall
+
+
 class Finish(msgspec.Struct, frozen=True, tag="finish"):
     """The last event of a successful stream. ``usage`` is None until the pipeline fills it."""
 
@@ -124,7 +150,7 @@ class Finish(msgspec.Struct, frozen=True, tag="finish"):
     usage: Usage | None = None
 
 
-StreamEvent: TypeAlias = TextDelta | Finish
+StreamEvent: TypeAlias = TextDelta | ToolCallEvent | Finish
 
 
 # -- catalog ---------------------------------------------------------------------------

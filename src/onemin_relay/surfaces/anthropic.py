@@ -8,13 +8,10 @@ ignored: 1min.ai has no field for them.
 
 from __future__ import annotations
 
-import base64
-import binascii
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any
 
-import msgspec
 import orjson
 from aiohttp import web
 
@@ -31,20 +28,16 @@ from onemin_relay.core.errors import (
     UpstreamUnavailable,
 )
 from onemin_relay.core.types import (
-    ChatRequest,
     ChatResult,
-    FilePart,
     Finish,
     FinishReason,
-    ImagePart,
-    Message,
     ModelInfo,
-    Part,
     TextDelta,
-    TextPart,
     ToolCall,
+    ToolCallEvent,
 )
 from onemin_relay.pipeline import ChatStream
+from onemin_relay.surfaces.anthropic_parse import count_decoder, messages_decoder, parse_request
 from onemin_relay.surfaces.common import (
     PIPELINE,
     SETTINGS,
@@ -54,155 +47,6 @@ from onemin_relay.surfaces.common import (
     read_body,
     write_stream,
 )
-
-# -- request shapes -----------------------------------------------------------------------
-
-
-class _Source(msgspec.Struct):
-    type: Literal["base64", "url", "text"]
-    media_type: str | None = None
-    data: str | None = None
-    url: str | None = None
-
-
-class _Text(msgspec.Struct, tag="text"):
-    text: str
-
-
-class _Image(msgspec.Struct, tag="image"):
-    source: _Source
-
-
-class _Document(msgspec.Struct, tag="document"):
-    source: _Source
-    title: str | None = None
-
-
-class _ToolUse(msgspec.Struct, tag="tool_use"):
-    id: str
-    name: str
-    input: Any = None
-
-
-class _ToolResult(msgspec.Struct, tag="tool_result"):
-    tool_use_id: str
-    content: str | list[_Text | _Image] | None = None
-    is_error: bool = False
-
-
-class _Thinking(msgspec.Struct, tag="thinking"):
-    thinking: str = ""
-
-
-class _RedactedThinking(msgspec.Struct, tag="redacted_thinking"):
-    data: str = ""
-
-
-_Block = _Text | _Image | _Document | _ToolUse | _ToolResult | _Thinking | _RedactedThinking
-
-
-class _Message(msgspec.Struct):
-    role: Literal["user", "assistant"]
-    content: str | list[_Block]
-
-
-class _CountBody(msgspec.Struct):
-    model: str
-    messages: list[_Message]
-    system: str | list[_Text] | None = None
-
-
-class _MessagesBody(_CountBody, kw_only=True):
-    max_tokens: int  # required, as Anthropic requires it (and then has nowhere to go)
-    stream: bool = False
-
-
-_messages_decoder = msgspec.json.Decoder(_MessagesBody)
-_count_decoder = msgspec.json.Decoder(_CountBody)
-
-# -- parse --------------------------------------------------------------------------------
-
-
-def parse_request(body: _CountBody, *, stream: bool = False) -> ChatRequest:
-    if not body.model.strip():
-        raise InvalidRequest("model: must not be empty", param="model")
-    if not body.messages:
-        raise InvalidRequest("messages: at least one message is required", param="messages")
-    messages: list[Message] = []
-    if body.system:
-        system = (
-            body.system if isinstance(body.system, str) else "\n".join(b.text for b in body.system)
-        )
-        messages.append(Message(role="system", parts=(TextPart(system),)))
-    for index, message in enumerate(body.messages):
-        messages.extend(_parse_message(message, index))
-    return ChatRequest(model=body.model.strip(), messages=tuple(messages), stream=stream)
-
-
-def _parse_message(message: _Message, index: int) -> list[Message]:
-    """One Anthropic message → core messages: tool results become their own tool messages."""
-    if isinstance(message.content, str):
-        return [Message(role=message.role, parts=(TextPart(message.content),))]
-    parts: list[Part] = []
-    calls: list[ToolCall] = []
-    results: list[Message] = []
-    for block in message.content:
-        match block:
-            case _Text(text=text):
-                parts.append(TextPart(text))
-            case _Image(source=source):
-                parts.append(ImagePart(_image_url(source, index)))
-            case _Document(source=source, title=title):
-                parts.append(_document_part(source, title, index))
-            case _ToolUse(id=call_id, name=name, input=arguments):
-                calls.append(ToolCall(call_id, name, orjson.dumps(arguments).decode()))
-            case _ToolResult():
-                results.append(_tool_result(block, index))
-    own = Message(role=message.role, parts=tuple(parts), tool_calls=tuple(calls))
-    return [*results, own] if parts or calls else results
-
-
-def _image_url(source: _Source, index: int) -> str:
-    if source.type == "url" and source.url:
-        return source.url
-    if source.type == "base64" and source.data:
-        return f"data:{source.media_type or 'image/png'};base64,{source.data}"
-    raise InvalidRequest("image source must be base64 data or a url", param=f"messages.{index}")
-
-
-def _document_part(source: _Source, title: str | None, index: int) -> Part:
-    if source.type == "text":
-        return TextPart(f"{title}\n{source.data or ''}" if title else source.data or "")
-    if source.type != "base64" or not source.data:
-        raise InvalidRequest(
-            "document sources must be base64 (url documents are not supported)",
-            param=f"messages.{index}",
-        )
-    try:
-        data = base64.b64decode(source.data, validate=True)
-    except (binascii.Error, ValueError):
-        raise InvalidRequest(
-            "document data is not valid base64", param=f"messages.{index}"
-        ) from None
-    media_type = source.media_type or "application/pdf"
-    return FilePart(data=data, media_type=media_type, filename=title)
-
-
-def _tool_result(block: _ToolResult, index: int) -> Message:
-    content = block.content
-    if content is None:
-        parts: tuple[Part, ...] = ()
-    elif isinstance(content, str):
-        parts = (TextPart(content),)
-    else:
-        parts = tuple(
-            TextPart(b.text) if isinstance(b, _Text) else ImagePart(_image_url(b.source, index))
-            for b in content
-        )
-    if block.is_error:
-        parts = (TextPart("(error)"), *parts)
-    return Message(role="tool", parts=parts, tool_call_id=block.tool_use_id)
-
 
 # -- render -------------------------------------------------------------------------------
 
@@ -214,13 +58,30 @@ _STOP_REASONS: dict[FinishReason, str] = {
 }
 
 
+def render_tool_use(call: ToolCall) -> dict[str, Any]:
+    return {
+        "type": "tool_use",
+        "id": call.id,
+        "name": call.name,
+        "input": orjson.loads(call.arguments),
+    }
+
+
+def render_content(result: ChatResult) -> list[dict[str, Any]]:
+    blocks: list[dict[str, Any]] = []
+    if result.text or not result.tool_calls:
+        blocks.append({"type": "text", "text": result.text})
+    blocks.extend(render_tool_use(call) for call in result.tool_calls)
+    return blocks
+
+
 def render_result(result: ChatResult) -> dict[str, Any]:
     return {
         "id": "msg_" + result.id,
         "type": "message",
         "role": "assistant",
         "model": result.model,
-        "content": [{"type": "text", "text": result.text}],
+        "content": render_content(result),
         "stop_reason": _STOP_REASONS[result.finish_reason],
         "stop_sequence": None,
         "usage": {
@@ -257,13 +118,21 @@ async def render_events(stream: ChatStream, input_tokens: int) -> AsyncIterator[
     )
     yield b'event: ping\ndata: {"type":"ping"}\n\n'
     delta_head = b'event: content_block_delta\ndata: {"type":"content_block_delta","index":0,'
+    text_open = True
     async for event in stream.events:
         match event:
             case TextDelta(text=text):
                 delta = orjson.dumps({"type": "text_delta", "text": text})
                 yield delta_head + b'"delta":' + delta + b"}\n\n"
+            case ToolCallEvent(index=index, call=call):
+                if text_open:
+                    yield _BLOCK_STOP
+                    text_open = False
+                for frame in _tool_use_frames(index + 1, call):
+                    yield frame
             case Finish(reason=reason, usage=usage):
-                yield _BLOCK_STOP
+                if text_open:
+                    yield _BLOCK_STOP
                 counts = {"output_tokens": usage.output_tokens if usage else 0}
                 if usage is not None:
                     counts["input_tokens"] = usage.input_tokens
@@ -276,6 +145,22 @@ async def render_events(stream: ChatStream, input_tokens: int) -> AsyncIterator[
                     },
                 )
                 yield b'event: message_stop\ndata: {"type":"message_stop"}\n\n'
+
+
+def _tool_use_frames(index: int, call: ToolCall) -> tuple[bytes, ...]:
+    """A tool_use block, its whole input as one ``input_json_delta``, and its stop."""
+    block = {"type": "tool_use", "id": call.id, "name": call.name, "input": {}}
+    delta = {"type": "input_json_delta", "partial_json": call.arguments}
+    return (
+        _event(
+            b"content_block_start",
+            {"type": "content_block_start", "index": index, "content_block": block},
+        ),
+        _event(
+            b"content_block_delta", {"type": "content_block_delta", "index": index, "delta": delta}
+        ),
+        _event(b"content_block_stop", {"type": "content_block_stop", "index": index}),
+    )
 
 
 def error_type(exc: RelayError) -> str:
@@ -326,7 +211,7 @@ def render_model(model: ModelInfo, created: int) -> dict[str, Any]:
 
 
 async def create_message(request: web.Request) -> web.StreamResponse:
-    body = await read_body(request, _messages_decoder)
+    body = await read_body(request, messages_decoder)
     if body.max_tokens < 1:
         raise InvalidRequest("max_tokens: must be at least 1", param="max_tokens")
     chat = parse_request(body, stream=body.stream)
@@ -342,7 +227,7 @@ async def create_message(request: web.Request) -> web.StreamResponse:
 
 
 async def count_tokens(request: web.Request) -> web.Response:
-    chat = parse_request(await read_body(request, _count_decoder))
+    chat = parse_request(await read_body(request, count_decoder))
     tokens = await request.app[PIPELINE].count_tokens(chat, caller_from(request, "x-api-key"))
     return json_response({"input_tokens": tokens})
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
 import logging
 import math
 from collections.abc import AsyncIterator, Callable
@@ -18,7 +20,8 @@ from onemin_relay.core.errors import (
     RelayError,
     UpstreamUnavailable,
 )
-from onemin_relay.core.types import Caller
+from onemin_relay.core.types import Caller, FilePart
+from onemin_relay.gateway.store import ResponseStore
 from onemin_relay.pipeline import Pipeline
 from onemin_relay.settings import Settings
 
@@ -26,6 +29,7 @@ log = logging.getLogger(__name__)
 
 PIPELINE = web.AppKey("pipeline", Pipeline)
 SETTINGS = web.AppKey("settings", Settings)
+RESPONSE_STORE = web.AppKey("response_store", ResponseStore)
 
 T = TypeVar("T")
 
@@ -70,6 +74,20 @@ def convert(data: Any, into: type[T]) -> T:
         return msgspec.convert(data, into)
     except msgspec.ValidationError as exc:
         raise InvalidRequest(f"invalid request: {exc}", param=_param_from(str(exc))) from None
+
+
+def file_part(file_data: str, filename: str | None, param: str) -> FilePart:
+    """An OpenAI ``file_data`` (a ``data:`` URI, or bare base64 taken as a PDF) as a FilePart."""
+    header, sep, payload = file_data.partition(",")
+    if sep and header.startswith("data:"):
+        media_type = header[5:].split(";", 1)[0] or "application/octet-stream"
+    else:
+        media_type, payload = "application/pdf", file_data
+    try:
+        data = base64.b64decode(payload, validate=True)
+    except (binascii.Error, ValueError):
+        raise InvalidRequest("'file_data' is not valid base64", param=param) from None
+    return FilePart(data=data, media_type=media_type, filename=filename)
 
 
 def _param_from(message: str) -> str | None:

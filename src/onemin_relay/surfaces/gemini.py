@@ -10,7 +10,6 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Any
 
-import msgspec
 import orjson
 from aiohttp import web
 
@@ -26,169 +25,32 @@ from onemin_relay.core.errors import (
     UpstreamUnavailable,
 )
 from onemin_relay.core.types import (
-    Caller,
-    ChatRequest,
     ChatResult,
     Finish,
     FinishReason,
-    ImagePart,
-    Message,
     ModelInfo,
-    Part,
-    ResponseFormat,
     TextDelta,
-    TextPart,
     ToolCall,
+    ToolCallEvent,
     Usage,
 )
 from onemin_relay.pipeline import ChatStream
 from onemin_relay.surfaces.common import (
     PIPELINE,
     SETTINGS,
-    bearer_or_header,
-    convert,
     error_response,
     json_response,
-    read_json,
     write_stream,
 )
-from onemin_relay.surfaces.gemini_schema import camelize, openapi_to_json_schema
-
-# -- request shapes -----------------------------------------------------------------------
-
-
-class _Blob(msgspec.Struct, rename="camel"):
-    mime_type: str
-    data: str
-
-
-class _FileData(msgspec.Struct, rename="camel"):
-    file_uri: str
-    mime_type: str | None = None
-
-
-class _FunctionCall(msgspec.Struct):
-    name: str
-    args: dict[str, Any] | None = None
-    id: str | None = None
-
-
-class _FunctionResponse(msgspec.Struct):
-    name: str
-    response: dict[str, Any] | None = None
-    id: str | None = None
-
-
-class _Part(msgspec.Struct, rename="camel"):
-    text: str | None = None
-    inline_data: _Blob | None = None
-    file_data: _FileData | None = None
-    function_call: _FunctionCall | None = None
-    function_response: _FunctionResponse | None = None
-    thought: bool = False
-
-
-class _Content(msgspec.Struct):
-    parts: list[_Part]
-    role: str | None = None
-
-
-class _GenerationConfig(msgspec.Struct, rename="camel"):
-    response_mime_type: str | None = None
-    response_schema: dict[str, Any] | None = None
-    response_json_schema: dict[str, Any] | None = None
-
-
-class _GenerateBody(msgspec.Struct, rename="camel"):
-    contents: list[_Content] = []
-    system_instruction: _Content | None = None
-    generation_config: _GenerationConfig | None = None
-
-
-class _CountBody(_GenerateBody, rename="camel"):
-    generate_content_request: _GenerateBody | None = None
-
+from onemin_relay.surfaces.gemini_parse import (
+    CountBody,
+    GenerateBody,
+    caller_from,
+    parse_request,
+    read_body,
+)
 
 _JSON_STREAM_HEADERS = {"Content-Type": "application/json; charset=utf-8"}
-
-
-async def _read_body(request: web.Request, into: type[_GenerateBody]) -> Any:
-    return convert(camelize(await read_json(request)), into)
-
-
-# -- parse --------------------------------------------------------------------------------
-
-
-def parse_request(model: str, body: _GenerateBody, *, stream: bool = False) -> ChatRequest:
-    if not body.contents:
-        raise InvalidRequest("contents is not specified", param="contents")
-    messages: list[Message] = []
-    if body.system_instruction is not None:
-        text = "\n".join(p.text for p in body.system_instruction.parts if p.text)
-        if text:
-            messages.append(Message(role="system", parts=(TextPart(text),)))
-    for index, content in enumerate(body.contents):
-        messages.extend(_parse_content(content, index))
-    return ChatRequest(
-        model=model,
-        messages=tuple(messages),
-        stream=stream,
-        response_format=_response_format(body.generation_config),
-    )
-
-
-def _response_format(config: _GenerationConfig | None) -> ResponseFormat | None:
-    """JSON output: ``responseJsonSchema`` as given, ``responseSchema`` (Gemini's OpenAPI
-    subset) converted to JSON Schema, JSON mode without a schema as any JSON value."""
-    if config is None:
-        return None
-    if config.response_json_schema is not None:
-        return ResponseFormat(
-            kind="json_schema", name="response", schema=config.response_json_schema
-        )
-    if config.response_schema is not None:
-        schema = openapi_to_json_schema(config.response_schema)
-        return ResponseFormat(kind="json_schema", name="response", schema=schema)
-    if (config.response_mime_type or "").startswith("application/json"):
-        return ResponseFormat(kind="json_schema", name="response", schema={})
-    return None
-
-
-def _parse_content(content: _Content, index: int) -> list[Message]:
-    role = "assistant" if content.role == "model" else "user"
-    parts: list[Part] = []
-    calls: list[ToolCall] = []
-    results: list[Message] = []
-    for number, part in enumerate(content.parts):
-        if part.thought:
-            continue
-        if part.text is not None:
-            parts.append(TextPart(part.text))
-        elif part.inline_data is not None:
-            blob = part.inline_data
-            parts.append(ImagePart(f"data:{blob.mime_type};base64,{blob.data}"))
-        elif part.file_data is not None:
-            parts.append(ImagePart(part.file_data.file_uri))
-        elif part.function_call is not None:
-            call = part.function_call
-            arguments = orjson.dumps(call.args or {}).decode()
-            calls.append(ToolCall(call.id or f"call_{index}_{number}", call.name, arguments))
-        elif part.function_response is not None:
-            answer = part.function_response
-            text = orjson.dumps(answer.response or {}).decode()
-            results.append(
-                Message(
-                    role="tool", parts=(TextPart(text),), name=answer.name, tool_call_id=answer.id
-                )
-            )
-    own = Message(role=role, parts=tuple(parts), tool_calls=tuple(calls))
-    return [*results, own] if parts or calls else results
-
-
-def caller_from(request: web.Request) -> Caller:
-    """Gemini's key arrives as ``?key=``, ``x-goog-api-key`` or a bearer token."""
-    key = bearer_or_header(request, "x-goog-api-key") or request.query.get("key") or None
-    return Caller(api_key=key, client_ip=request.remote or "")
 
 
 # -- render -------------------------------------------------------------------------------
@@ -209,9 +71,23 @@ def usage_metadata(usage: Usage) -> dict[str, int]:
     }
 
 
+def render_function_call(call: ToolCall) -> dict[str, Any]:
+    return {
+        "functionCall": {"id": call.id, "name": call.name, "args": orjson.loads(call.arguments)}
+    }
+
+
+def render_parts(result: ChatResult) -> list[dict[str, Any]]:
+    parts: list[dict[str, Any]] = []
+    if result.text or not result.tool_calls:
+        parts.append({"text": result.text})
+    parts.extend(render_function_call(call) for call in result.tool_calls)
+    return parts
+
+
 def render_result(result: ChatResult) -> dict[str, Any]:
     candidate = {
-        "content": {"role": "model", "parts": [{"text": result.text}]},
+        "content": {"role": "model", "parts": render_parts(result)},
         "finishReason": _FINISH_REASONS[result.finish_reason],
         "index": 0,
     }
@@ -231,6 +107,14 @@ async def render_chunks(stream: ChatStream) -> AsyncIterator[bytes]:
         match event:
             case TextDelta(text=text):
                 yield head + orjson.dumps(text) + b'}]},"index":0}],' + tail
+            case ToolCallEvent(call=call):
+                content = {"role": "model", "parts": [render_function_call(call)]}
+                yield (
+                    b'{"candidates":['
+                    + orjson.dumps({"content": content, "index": 0})
+                    + b"],"
+                    + tail
+                )
             case Finish(reason=reason, usage=usage):
                 final: dict[str, Any] = {
                     "candidates": [
@@ -335,13 +219,13 @@ async def model_action(request: web.Request) -> web.StreamResponse:
 
 
 async def _generate(request: web.Request, model: str) -> web.Response:
-    chat = parse_request(model, await _read_body(request, _GenerateBody))
+    chat = parse_request(model, await read_body(request, GenerateBody))
     result = await request.app[PIPELINE].chat(chat, caller_from(request))
     return json_response(render_result(result))
 
 
 async def _stream(request: web.Request, model: str) -> web.StreamResponse:
-    chat = parse_request(model, await _read_body(request, _GenerateBody), stream=True)
+    chat = parse_request(model, await read_body(request, GenerateBody), stream=True)
     pipeline = request.app[PIPELINE]
     timeout = request.app[SETTINGS].write_timeout
     async with pipeline.stream(chat, caller_from(request)) as stream:
@@ -356,7 +240,7 @@ async def _stream(request: web.Request, model: str) -> web.StreamResponse:
 
 
 async def _count(request: web.Request, model: str) -> web.Response:
-    body = await _read_body(request, _CountBody)
+    body = await read_body(request, CountBody)
     source = body.generate_content_request or body
     chat = parse_request(model, source)
     tokens = await request.app[PIPELINE].count_tokens(chat, caller_from(request))

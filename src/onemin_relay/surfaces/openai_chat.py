@@ -6,8 +6,6 @@ accepted and ignored: unknown fields are skipped by the decoder.
 
 from __future__ import annotations
 
-import base64
-import binascii
 from collections.abc import AsyncIterator
 from typing import Any, Literal
 
@@ -28,10 +26,20 @@ from onemin_relay.core.types import (
     TextDelta,
     TextPart,
     ToolCall,
+    ToolCallEvent,
+    ToolChoice,
+    ToolSpec,
     Usage,
 )
 from onemin_relay.pipeline import ChatStream
-from onemin_relay.surfaces.common import PIPELINE, SETTINGS, caller_from, read_body, write_stream
+from onemin_relay.surfaces.common import (
+    PIPELINE,
+    SETTINGS,
+    caller_from,
+    file_part,
+    read_body,
+    write_stream,
+)
 from onemin_relay.surfaces.openai_errors import render_error_frame
 
 # -- request shapes (only the fields the relay reads) -------------------------------------
@@ -123,6 +131,45 @@ def parse_response_format(fmt: _Format | None) -> ResponseFormat | None:
     return None
 
 
+class _FunctionDef(msgspec.Struct):
+    name: str
+    description: str | None = None
+    parameters: dict[str, Any] | None = None
+
+
+class _Tool(msgspec.Struct):
+    function: _FunctionDef
+    type: Literal["function"] = "function"
+
+
+class _ChosenFunction(msgspec.Struct):
+    name: str
+
+
+class _NamedChoice(msgspec.Struct):
+    function: _ChosenFunction
+    type: Literal["function"] = "function"
+
+
+def parse_tools(
+    tools: list[_Tool] | None,
+    choice: Literal["auto", "none", "required"] | _NamedChoice | None,
+    functions: list[_FunctionDef] | None = None,
+    function_call: Literal["auto", "none"] | _ChosenFunction | None = None,
+) -> tuple[tuple[ToolSpec, ...], ToolChoice | None]:
+    """``tools``/``tool_choice``, or the older ``functions``/``function_call``, as core types."""
+    defs = [t.function for t in tools or ()] or list(functions or ())
+    specs = tuple(ToolSpec(d.name, d.description, d.parameters) for d in defs)
+    picked = choice if choice is not None else function_call
+    if picked is None:
+        return specs, None
+    if isinstance(picked, _NamedChoice):
+        return specs, ToolChoice("named", picked.function.name)
+    if isinstance(picked, _ChosenFunction):
+        return specs, ToolChoice("named", picked.name)
+    return specs, ToolChoice(picked)
+
+
 class _StreamOptions(msgspec.Struct):
     include_usage: bool = False
 
@@ -136,6 +183,11 @@ class _ChatBody(msgspec.Struct):
     max_completion_tokens: int | None = None
     n: int | None = None
     response_format: _Format | None = None
+    tools: list[_Tool] | None = None
+    tool_choice: Literal["auto", "none", "required"] | _NamedChoice | None = None
+    parallel_tool_calls: bool | None = None
+    functions: list[_FunctionDef] | None = None
+    function_call: Literal["auto", "none"] | _ChosenFunction | None = None
 
 
 _decoder = msgspec.json.Decoder(_ChatBody)
@@ -158,12 +210,16 @@ def parse_request(body: _ChatBody) -> tuple[ChatRequest, ChatOptions]:
     if body.n not in (None, 1):
         raise InvalidRequest("only n=1 is supported", param="n")
     messages = tuple(_parse_message(m, i) for i, m in enumerate(body.messages))
+    tools, choice = parse_tools(body.tools, body.tool_choice, body.functions, body.function_call)
     request = ChatRequest(
         model=body.model.strip(),
         messages=messages,
         stream=body.stream,
         max_output_tokens=body.max_completion_tokens or body.max_tokens,
         response_format=parse_response_format(body.response_format),
+        tools=tools,
+        tool_choice=choice,
+        parallel_tool_calls=body.parallel_tool_calls is not False,
     )
     include_usage = bool(body.stream_options and body.stream_options.include_usage)
     return request, ChatOptions(include_usage=include_usage)
@@ -209,16 +265,7 @@ def _parse_file(file: _FileData, index: int) -> FilePart:
         raise InvalidRequest(
             "file parts must carry 'file_data' (file_id is not supported)", param=param
         )
-    header, sep, payload = file.file_data.partition(",")
-    if sep and header.startswith("data:"):
-        media_type = header[5:].split(";", 1)[0] or "application/octet-stream"
-    else:
-        media_type, payload = "application/pdf", file.file_data
-    try:
-        data = base64.b64decode(payload, validate=True)
-    except (binascii.Error, ValueError):
-        raise InvalidRequest("'file_data' is not valid base64", param=param) from None
-    return FilePart(data=data, media_type=media_type, filename=file.filename)
+    return file_part(file.file_data, file.filename, param)
 
 
 # -- render -------------------------------------------------------------------------------
@@ -232,6 +279,22 @@ def usage_body(usage: Usage) -> dict[str, int]:
     }
 
 
+def render_tool_call(call: ToolCall) -> dict[str, object]:
+    return {
+        "id": call.id,
+        "type": "function",
+        "function": {"name": call.name, "arguments": call.arguments},
+    }
+
+
+def render_message(result: ChatResult) -> dict[str, object]:
+    message: dict[str, object] = {"role": "assistant", "content": result.text, "refusal": None}
+    if result.tool_calls:
+        message["content"] = result.text or None
+        message["tool_calls"] = [render_tool_call(c) for c in result.tool_calls]
+    return message
+
+
 def render_result(result: ChatResult) -> dict[str, object]:
     return {
         "id": "chatcmpl-" + result.id,
@@ -242,7 +305,7 @@ def render_result(result: ChatResult) -> dict[str, object]:
         "choices": [
             {
                 "index": 0,
-                "message": {"role": "assistant", "content": result.text, "refusal": None},
+                "message": render_message(result),
                 "logprobs": None,
                 "finish_reason": result.finish_reason,
             }
@@ -274,6 +337,9 @@ async def render_events(stream: ChatStream, options: ChatOptions) -> AsyncIterat
         match event:
             case TextDelta(text=text):
                 yield b"data: " + head + orjson.dumps({"content": text}) + open_tail
+            case ToolCallEvent(index=index, call=call):
+                delta = {"tool_calls": [{"index": index, **render_tool_call(call)}]}
+                yield b"data: " + head + orjson.dumps(delta) + open_tail
             case Finish(reason=reason, usage=usage):
                 yield (
                     b"data: "
