@@ -267,3 +267,17 @@ def test_stalled_upstream_times_out_with_error(
             )
         )
     assert "in time" in str(caught.value.message)
+
+
+def test_youtube_link_reaches_upstream_in_the_prompt(
+    client: openai.OpenAI, stack: Stack, api_key: str
+) -> None:
+    """1min.ai fetches a video's transcript from a YouTube URL in the prompt (up to three)."""
+    ask = "Summarise https://www.youtube.com/watch?v=dQw4w9WgXcQ please"
+    completion = client.chat.completions.create(
+        model="gpt-4o",
+        messages=[{"role": "system", "content": "Be brief."}, {"role": "user", "content": ask}],
+    )
+    assert completion.choices[0].message.content.endswith("[youtube: 1]")
+    (sent,) = stack.chat_requests(api_key)
+    assert "https://www.youtube.com/watch?v=dQw4w9WgXcQ" in sent["body"]["promptObject"]["prompt"]

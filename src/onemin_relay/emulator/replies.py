@@ -3,8 +3,9 @@
 The reply echoes the last non-empty prompt line with any ``Role:`` label removed
 (``"System: be brief\\n\\nUser: hi there"`` → ``"Echo: hi there"``); an empty prompt gets a
 greeting. Suffixes show what the emulated model saw: `` [images: N]``, `` [files: N]``,
-`` [web search]``, `` [history: N]``. Tokens are estimated at four characters each, with no
-tokenizer, so the emulator stays independent of the relay.
+`` [web search]``, `` [history: N]``, `` [youtube: N]`` (YouTube links in the prompt, whose
+transcripts the real service fetches; at most three count). Tokens are estimated at four
+characters each, with no tokenizer, so the emulator stays independent of the relay.
 """
 
 from __future__ import annotations
@@ -18,6 +19,10 @@ GREETING = "Hello! How can I help you today?"
 SERVER_CONTEXT_TOKENS = 7  # the live service reports inputToken above promptToken
 _ROLE_LABEL = re.compile(r"^(system|developer|user|human|assistant|tool)\s*:\s*", re.IGNORECASE)
 _PIECE = re.compile(r"\S+\s*|\s+")
+_YOUTUBE = re.compile(
+    r"https?://(?:www\.|m\.)?(?:youtube\.com/(?:watch\?v=|shorts/)|youtu\.be/)[\w-]+"
+)
+MAX_YOUTUBE_LINKS = 3
 
 
 class Seen(msgspec.Struct, frozen=True):
@@ -57,6 +62,9 @@ def reply_text(prompt: str, seen: Seen, override: str | None = None) -> str:
         " [web search]" if seen.web_search else "",
         f" [history: {seen.history_turns}]" if seen.history_turns else "",
     ]
+    videos = min(len(set(_YOUTUBE.findall(prompt))), MAX_YOUTUBE_LINKS)
+    if videos:
+        suffixes.append(f" [youtube: {videos}]")
     return base + "".join(suffixes)
 
 
