@@ -39,6 +39,11 @@ def redact_url(url: URL) -> str:
 class AccessLogger(AbstractAccessLogger):
     """One line per request: method, redacted path, status, duration. No headers."""
 
+    @property
+    def enabled(self) -> bool:
+        """aiohttp skips timing and calling :meth:`log` when this is false (below INFO)."""
+        return self.logger.isEnabledFor(logging.INFO)
+
     def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
         self.logger.info(
             "%s %s %s %.1fms",

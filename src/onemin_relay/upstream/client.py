@@ -15,6 +15,7 @@ from typing import Any
 import aiohttp
 import msgspec
 import orjson
+from yarl import URL
 
 from onemin_relay.core.errors import RateLimited, UpstreamError, UpstreamUnavailable
 from onemin_relay.core.types import Finish, StreamEvent
@@ -115,6 +116,9 @@ class OneMinClient:
     def __init__(self, session: aiohttp.ClientSession, settings: Settings) -> None:
         self._session = session
         self._base = settings.upstream_base
+        # Parsed once: aiohttp would parse a URL string again on every call.
+        self._chat_url = URL(self._base + CHAT_PATH)
+        self._stream_url = URL(self._base + CHAT_PATH + "?isStreaming=true")
         self._retries = settings.upstream_retries
         self._budget = RetryBudget()
         self._json_timeout = aiohttp.ClientTimeout(
@@ -138,7 +142,7 @@ class OneMinClient:
     async def chat(self, call: ChatCall, api_key: str) -> ChatRecord:
         """A non-streaming chat call; the whole reply arrives at once."""
         body = self._chat_body(call)
-        send = self._poster(self._base + CHAT_PATH, body, api_key, self._json_timeout)
+        send = self._poster(self._chat_url, body, api_key, self._json_timeout)
         response = await self._send_with_retries(send)
         with map_client_errors("reading the reply"):
             async with response:
@@ -154,10 +158,11 @@ class OneMinClient:
         Leaving the block (normally, on error, or by cancellation when the client hangs up)
         releases the upstream connection at once.
         """
-        body = self._chat_body(call)
-        url = self._base + CHAT_PATH + "?isStreaming=true"
-        send = self._poster(url, body, api_key, self._stream_timeout)
-        response = await self._send_with_retries(send)
+        # No local keeps the body alive while the stream is open: orjson output occupies
+        # 4 KiB whatever its length, 4 MB per thousand open streams.
+        response = await self._send_with_retries(
+            self._poster(self._stream_url, self._chat_body(call), api_key, self._stream_timeout)
+        )
         try:
             yield _stream_events(response)
         finally:
@@ -226,7 +231,7 @@ class OneMinClient:
     # -- sending with retries --------------------------------------------------------
 
     def _poster(
-        self, url: str, body: bytes, api_key: str, timeout: aiohttp.ClientTimeout
+        self, url: URL, body: bytes, api_key: str, timeout: aiohttp.ClientTimeout
     ) -> Callable[[], Awaitable[aiohttp.ClientResponse]]:
         headers = {"API-KEY": api_key, "Content-Type": "application/json"}
 

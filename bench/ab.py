@@ -1,0 +1,117 @@
+"""Compare two versions of the relay on the same emulator, interleaved (before/after a change).
+
+    python -m bench.ab --base /path/to/other/src [--candidate /path/to/src] [--reps 5]
+
+Relay A runs from ``--base`` (e.g. ``git archive HEAD src | tar -x -C /tmp/base``), relay B
+from ``--candidate`` (default: this checkout), the emulator from ``--base``. Both relays sit
+on the relay CPU and take turns under the same wrk load. For each load it prints the median
+requests/s, latency and relay CPU per request of each, so a change is judged on figures
+measured side by side rather than across runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import statistics
+import sys
+import tempfile
+from pathlib import Path
+
+import orjson
+
+from bench import bodies, drivers, stack
+from bench.procs import BenchError, Fleet, Proc, cpu_seconds, http_status
+from bench.run import layout
+
+LOADS = (
+    ("chat c=64", False, 64),
+    ("stream c=64", True, 64),
+    ("chat c=1", False, 1),
+    ("stream c=1", True, 1),
+)
+
+
+def _measure(
+    port: int, proc: Proc, body: Path, streaming: bool, conns: int, seconds: float, cpus: str
+) -> tuple[float, float, float, float]:
+    before = cpu_seconds([proc.pid])
+    result = drivers.wrk(
+        f"http://127.0.0.1:{port}{bodies.RELAYED_CHAT_PATH}",
+        body,
+        bodies.relayed_headers("bench-key"),
+        connections=conns,
+        duration=seconds,
+        cpus=cpus,
+    )
+    used = cpu_seconds([proc.pid]) - before
+    if not result["requests"]:
+        raise BenchError("no requests completed")
+    return result["rate"], result["p50"], result["p99"], used / result["requests"] * 1e6
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.ab", description=__doc__)
+    parser.add_argument("--base", required=True, help="the src directory of version A")
+    parser.add_argument("--candidate", default=None, help="the src directory of version B")
+    parser.add_argument("--reps", type=int, default=5)
+    parser.add_argument("--duration", type=float, default=3.0)
+    args = parser.parse_args(argv)
+    stack.raise_fd_limit()
+    cpus = layout()
+    work = Path(tempfile.mkdtemp(prefix="onemin-ab-"))
+    fleet = Fleet(work)
+    try:
+        _, emulator_port = stack.start_emulator(fleet, cpus.emulator, source=args.base)
+        knobs = {"reply": bodies.REPLY}
+        url = f"http://127.0.0.1:{emulator_port}/_emulator/faults/bench-key"
+        http_status("PUT", url, orjson.dumps(knobs))
+        relays = {
+            "A (base)": stack.start_relay(
+                fleet, "relay-a", cpus.relay, emulator_port, source=args.base
+            ),
+            "B (candidate)": stack.start_relay(
+                fleet, "relay-b", cpus.relay, emulator_port, source=args.candidate
+            ),
+        }
+        for streaming in (False, True):
+            body = work / f"{streaming}.json"
+            body.write_bytes(bodies.relayed_chat(stream=streaming))
+        for proc, port in relays.values():  # warm up
+            for streaming in (False, True):
+                _measure(port, proc, work / f"{streaming}.json", streaming, 8, 1, cpus.load)
+        for label, streaming, conns in LOADS:
+            runs: dict[str, list[tuple[float, float, float, float]]] = {k: [] for k in relays}
+            for rep in range(args.reps):
+                order = list(relays) if rep % 2 == 0 else list(relays)[::-1]
+                for name in order:
+                    proc, port = relays[name]
+                    runs[name].append(
+                        _measure(
+                            port,
+                            proc,
+                            work / f"{streaming}.json",
+                            streaming,
+                            conns,
+                            args.duration,
+                            cpus.load,
+                        )
+                    )
+            for name, values in runs.items():
+                rate, p50, p99, cpu = (statistics.median(v[i] for v in values) for i in range(4))
+                print(
+                    f"{label:12s} {name:14s} {rate:8,.0f}/s  p50 {p50:6.2f} ms  p99 {p99:6.2f} ms"
+                    f"  relay CPU {cpu:5.0f} µs/req",
+                    flush=True,
+                )
+    except BenchError as exc:
+        print(f"could not measure: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        fleet.stop_all()
+    shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
