@@ -9,12 +9,12 @@ operator lists in ``fetch_allow_hosts`` are exempt, and may use plain http.
 
 from __future__ import annotations
 
-import base64
 import binascii
 import ipaddress
 import socket
 
 import aiohttp
+import pybase64
 from aiohttp.abc import AbstractResolver, ResolveResult
 from yarl import URL
 
@@ -93,7 +93,7 @@ def decode_data_uri(uri: str, max_bytes: int) -> Media:
     if len(payload) > (max_bytes * 4) // 3 + 4:
         raise PayloadTooLarge(f"an inline attachment exceeds {max_bytes} bytes")
     try:
-        data = base64.b64decode(payload, validate=True)
+        data = pybase64.b64decode(payload, validate=True)  # ~35x the stdlib's speed
     except (binascii.Error, ValueError):
         raise InvalidRequest("a data: URI holds invalid base64", param="image_url") from None
     return Media(data, media_type)

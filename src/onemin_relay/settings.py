@@ -40,7 +40,7 @@ class Settings:
     read_timeout: float = 60.0
     total_timeout: float = 600.0
     upstream_retries: int = 2
-    upstream_pool_size: int = 256
+    upstream_pool_size: int = 1024  # open upstream connections; each stream holds one
 
     # structured output: calls made to repair an answer that fails its JSON format
     structured_retries: int = 1
