@@ -13,6 +13,7 @@ from aiohttp.abc import AbstractResolver
 from onemin_relay import __version__
 from onemin_relay.core.errors import InvalidRequest, NotFound, PayloadTooLarge, RelayError
 from onemin_relay.core.tokens import warm_up
+from onemin_relay.features import Features
 from onemin_relay.gateway.store import MemoryResponseStore
 from onemin_relay.media import GuardedResolver, ImageFetcher
 from onemin_relay.pipeline import Pipeline
@@ -20,14 +21,17 @@ from onemin_relay.settings import Settings
 from onemin_relay.surfaces import (
     anthropic,
     gemini,
+    openai_audio,
     openai_chat,
+    openai_images,
     openai_models,
     openai_responses,
     service,
 )
-from onemin_relay.surfaces.common import PIPELINE, RESPONSE_STORE, SETTINGS
+from onemin_relay.surfaces.common import FEATURES, PIPELINE, RESPONSE_STORE, SETTINGS
 from onemin_relay.surfaces.openai_errors import render_error as render_openai_error
 from onemin_relay.upstream import ModelCatalog, OneMinClient
+from onemin_relay.upstream.features import FeatureClient
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +59,8 @@ def create_app(
     openai_chat.add_routes(app)
     openai_models.add_routes(app)
     openai_responses.add_routes(app)
+    openai_images.add_routes(app)
+    openai_audio.add_routes(app)
     return app
 
 
@@ -63,16 +69,20 @@ def _resources(
 ) -> Callable[[web.Application], AsyncIterator[None]]:
     async def open_and_close(app: web.Application) -> AsyncIterator[None]:
         # o200k serves nearly every model; cl100k loads in a thread on first use (32 MB).
-        await asyncio.to_thread(warm_up, ("gpt-4o",))
+        if settings.preload_tokenizer:
+            await asyncio.to_thread(warm_up, ("gpt-4o",))
         upstream_session = aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(limit=settings.upstream_pool_size, ttl_dns_cache=300),
             headers={"User-Agent": f"onemin-relay/{__version__}"},
+            # one session serves every caller: a cookie set for one key must never reach another
+            cookie_jar=aiohttp.DummyCookieJar(),
         )
         allow = settings.fetch_allow_set
         resolver = GuardedResolver(fetch_resolver or aiohttp.ThreadedResolver(), allow)
         fetch_session = aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(resolver=resolver, limit=64),
             headers={"User-Agent": f"onemin-relay/{__version__}"},
+            cookie_jar=aiohttp.DummyCookieJar(),
         )
         client = OneMinClient(upstream_session, settings)
         fetcher = ImageFetcher(
@@ -83,6 +93,7 @@ def _resources(
         )
         catalog = ModelCatalog(client, ttl=settings.models_ttl)
         app[PIPELINE] = Pipeline(client, catalog, fetcher, settings)
+        app[FEATURES] = Features(FeatureClient(client, settings), catalog, settings)
         app[RESPONSE_STORE] = MemoryResponseStore()
         try:
             yield

@@ -9,7 +9,6 @@ return core types only.
 from __future__ import annotations
 
 import asyncio
-import logging
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -21,7 +20,6 @@ from onemin_relay.answers import Answer, Answerer, Plan, estimate_usage
 from onemin_relay.core.errors import (
     InvalidRequest,
     ModelNotFound,
-    RelayError,
     UnsupportedModel,
 )
 from onemin_relay.core.prompt import FlatPrompt, flatten
@@ -45,8 +43,6 @@ from onemin_relay.gateway import upstream_key
 from onemin_relay.media import ImageFetcher, Media, decode_data_uri
 from onemin_relay.settings import Settings
 from onemin_relay.upstream import Asset, ChatCall, ModelCatalog, OneMinClient
-
-log = logging.getLogger(__name__)
 
 ONLINE_SUFFIX = ":online"
 # A 1024×1024 image at OpenAI's high detail; used where no upstream figure exists.
@@ -171,25 +167,8 @@ class Pipeline:
         )
 
     async def _model_info(self, model: str) -> ModelInfo | None:
-        """The catalog entry for a chat model; None when the catalog cannot be read.
-
-        An unreachable catalog must not take chat down: the upstream still rejects an
-        unknown model, and that answer is mapped to the same 404.
-        """
-        try:
-            catalog = await self._catalog.get()
-        except RelayError as exc:
-            log.warning("model catalog unavailable, not validating %r: %s", model, exc)
-            return None
-        info = catalog.resolve(model)
-        if info is None:
-            raise ModelNotFound(f"the model {model!r} does not exist", param="model")
-        if info.kind != "chat":
-            raise UnsupportedModel(
-                f"{model!r} is a {info.kind.replace('_', '-')} model, not a chat model",
-                param="model",
-            )
-        return info
+        """The catalog entry for a chat model; None when the catalog cannot be read."""
+        return await self._catalog.checked(model, "chat")
 
     async def _attach(
         self, flat: FlatPrompt, api_key: str

@@ -3,7 +3,8 @@
 tiktoken downloads its BPE files on first use, which fails on a machine without network.
 :func:`seed_cache` writes the bundled copies into a tiktoken cache directory under the names
 tiktoken looks for (the sha1 of the blob URL); tiktoken checks their sha256 and then never
-downloads. Encodings load once per process (~0.5 s for both): call :func:`warm_up` at start-up.
+downloads. Encodings load once per process, on first use (~0.5 s each, off the event loop
+through :func:`count_tokens_async`), or up front with :func:`warm_up`.
 
 Counts are exact for OpenAI models and an o200k_base estimate for every other model. Two guards
 keep counting safe on a public gateway:

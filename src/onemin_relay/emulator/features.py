@@ -3,7 +3,7 @@
 Chat left this endpoint for ``/api/chat-with-ai`` (§1), so the ``CHAT_WITH_*`` types are
 rejected unless the app runs with ``legacy_features_chat``; then ``isStreaming=true``
 answers the old raw-text stream (§4.3) — the reply's UTF-8 bytes, ended by closing.
-Image and audio features slot in as further table entries.
+Images (``images.py``) and audio (``audio.py``) are further table entries.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from typing import Any
 import msgspec
 from aiohttp import web
 
+from onemin_relay.emulator.audio import speak, transcribe
 from onemin_relay.emulator.bodies import Rejected, convert, read_json
 from onemin_relay.emulator.catalog import usable_model
 from onemin_relay.emulator.chat import (
@@ -24,6 +25,7 @@ from onemin_relay.emulator.chat import (
     prompt_invalid,
     unsupported_model,
 )
+from onemin_relay.emulator.images import generate_images, vary_image
 from onemin_relay.emulator.respond import error_response, json_response
 from onemin_relay.emulator.state import CONFIG
 from onemin_relay.emulator.stream import StreamWriter, run_stream
@@ -89,4 +91,11 @@ async def _write_text(writer: StreamWriter, result: Answer) -> bool:
     return True
 
 
-FEATURES: dict[str, FeatureHandler] = dict.fromkeys(LEGACY_CHAT_TYPES, _legacy_chat)
+FEATURES: dict[str, FeatureHandler] = {
+    **dict.fromkeys(LEGACY_CHAT_TYPES, _legacy_chat),
+    "IMAGE_GENERATOR": generate_images,
+    "IMAGE_VARIATOR": vary_image,
+    "SPEECH_TO_TEXT": transcribe,
+    "AUDIO_TRANSLATOR": transcribe,
+    "TEXT_TO_SPEECH": speak,
+}

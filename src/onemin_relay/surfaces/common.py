@@ -21,6 +21,7 @@ from onemin_relay.core.errors import (
     UpstreamUnavailable,
 )
 from onemin_relay.core.types import Caller, FilePart
+from onemin_relay.features import Features
 from onemin_relay.gateway.store import ResponseStore
 from onemin_relay.pipeline import Pipeline
 from onemin_relay.settings import Settings
@@ -28,10 +29,14 @@ from onemin_relay.settings import Settings
 log = logging.getLogger(__name__)
 
 PIPELINE = web.AppKey("pipeline", Pipeline)
+FEATURES = web.AppKey("features", Features)
 SETTINGS = web.AppKey("settings", Settings)
 RESPONSE_STORE = web.AppKey("response_store", ResponseStore)
 
 T = TypeVar("T")
+
+# Below this many unsent bytes a write returns at once (aiohttp drains past 64 KiB).
+_BACKED_UP = 32 * 1024
 
 SSE_HEADERS = {
     "Content-Type": "text/event-stream; charset=utf-8",
@@ -161,12 +166,18 @@ async def write_stream(
     """Send frames as they come. An error after the headers becomes an in-stream frame.
 
     A client that stops reading for ``write_timeout`` seconds is dropped, so a stalled
-    reader cannot pin an upstream stream open. Cancellation (client gone) propagates.
+    reader cannot pin an upstream stream open. A write can only wait once the socket's send
+    buffer is backed up, so the deadline is armed only then (it costs ~6 µs per frame).
+    Cancellation (client gone) propagates.
     """
     response = web.StreamResponse(headers=headers)
     await response.prepare(request)
+    transport = request.transport
     try:
         async for frame in frames:
+            if transport is not None and transport.get_write_buffer_size() < _BACKED_UP:
+                await response.write(frame)
+                continue
             async with asyncio.timeout(write_timeout):
                 await response.write(frame)
     except RelayError as exc:
@@ -174,8 +185,11 @@ async def write_stream(
         await response.write(error_frame(exc))
     except TimeoutError:
         log.warning("client stopped reading for %ss; stream dropped", write_timeout)
-        if request.transport is not None:
-            request.transport.close()
+        if transport is not None:
+            transport.close()
+        return response
+    except ConnectionResetError:
+        log.debug("client went away mid-stream")
         return response
     await response.write_eof()
     return response

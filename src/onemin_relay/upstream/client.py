@@ -7,6 +7,7 @@ timeout; only calls that provably never reached 1min.ai are retried (``retry.py`
 from __future__ import annotations
 
 import asyncio
+import io
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -192,8 +193,10 @@ class OneMinClient:
             stem = f"relay-{uuid.uuid4().hex}.{extension_for(media_type)}"
 
         def send() -> Awaitable[aiohttp.ClientResponse]:
+            # a fresh stream per attempt: aiohttp warns on raw bytes over 1 MB, and a retry
+            # must not send a stream an earlier attempt already read
             form = aiohttp.FormData()
-            form.add_field("asset", data, filename=stem, content_type=media_type)
+            form.add_field("asset", io.BytesIO(data), filename=stem, content_type=media_type)
             return self._session.post(
                 self._base + ASSETS_PATH,
                 data=form,

@@ -13,7 +13,12 @@ import logging
 import time
 from collections.abc import Callable
 
-from onemin_relay.core.errors import RelayError, UpstreamUnavailable
+from onemin_relay.core.errors import (
+    ModelNotFound,
+    RelayError,
+    UnsupportedModel,
+    UpstreamUnavailable,
+)
 from onemin_relay.core.types import ModelInfo, ModelKind
 from onemin_relay.upstream.client import CatalogEntry, OneMinClient
 
@@ -101,6 +106,28 @@ class ModelCatalog:
                 return self._current
             raise UpstreamUnavailable("the 1min.ai model catalog is unavailable") from exc
 
+    async def checked(self, name: str, kind: ModelKind) -> ModelInfo | None:
+        """The model a client means by ``name``, which must be a ``kind`` model.
+
+        Unknown → ModelNotFound (404), another kind → UnsupportedModel (400). An unreadable
+        catalog returns None instead of failing: 1min.ai still rejects an unknown model, and
+        that answer maps to the same 404, so a catalog outage does not take calls down.
+        """
+        try:
+            catalog = await self.get()
+        except RelayError as exc:
+            log.warning("model catalog unavailable, not validating %r: %s", name, exc)
+            return None
+        info = catalog.resolve(name)
+        if info is None:
+            raise ModelNotFound(f"the model {name!r} does not exist", param="model")
+        if info.kind != kind:
+            raise UnsupportedModel(
+                f"{name!r} is a {_label(info.kind)} model, not a {_label(kind)} model",
+                param="model",
+            )
+        return info
+
     def _refresh_done(self, task: asyncio.Task[Catalog]) -> None:
         self._refresh = None
         if task.cancelled() or task.exception() is not None:
@@ -133,6 +160,10 @@ def _to_model_info(entry: CatalogEntry, kind: ModelKind) -> ModelInfo:
         context_window=_int_or_none(credits.get("CONTEXT")),
         max_output_tokens=_int_or_none(credits.get("MAX_OUTPUT_TOKEN")),
     )
+
+
+def _label(kind: ModelKind) -> str:
+    return kind.replace("_", "-")
 
 
 def _int_or_none(value: object) -> int | None:
