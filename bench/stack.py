@@ -11,7 +11,6 @@ from bench.procs import Fleet, Proc, wait_ready
 
 BIN = Path(sys.executable).parent
 CLI = str(BIN / "onemin-relay")
-UPSTREAM_POOL = 1100  # enough upstream connections for the 1,000-stream scenario
 
 
 def free_port() -> int:
@@ -38,7 +37,6 @@ def relay_env(emulator_port: int) -> dict[str, str]:
         # The catalog refreshes every 5 minutes by default; one refresh inside a measured
         # window would show up as a p99 outlier that has nothing to do with the hot path.
         "ONEMIN_MODELS_TTL": "3600",
-        "ONEMIN_UPSTREAM_POOL_SIZE": str(UPSTREAM_POOL),
         "PYTHONUNBUFFERED": "1",
     }
 
