@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import socket
-from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
@@ -19,7 +18,7 @@ from onemin_relay.core.errors import (
     UpstreamUnavailable,
 )
 from onemin_relay.core.types import Finish, TextDelta
-from onemin_relay.emulator import Faults, create_app
+from onemin_relay.emulator import Faults
 from onemin_relay.emulator.state import STATE
 from onemin_relay.settings import Settings
 from onemin_relay.upstream import ChatCall, OneMinClient
@@ -28,26 +27,12 @@ from onemin_relay.upstream.errors import UpstreamConnectError
 KEY = "client-test-key"
 
 
-@pytest.fixture
-async def emulator() -> AsyncIterator[TestServer]:
-    server = TestServer(create_app())
-    await server.start_server()
-    yield server
-    await server.close()
-
-
 def set_faults(server: TestServer, **knobs: Any) -> None:
     server.app[STATE].faults.put(KEY, Faults(**knobs))
 
 
 def recorded(server: TestServer, path: str) -> list[Any]:
     return [r for r in server.app[STATE].requests if r.path == path]
-
-
-@pytest.fixture
-async def session() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as session:
-        yield session
 
 
 def client_for(url: str, session: aiohttp.ClientSession, **settings: Any) -> OneMinClient:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
@@ -16,7 +15,7 @@ from onemin_relay.core.errors import (
     UpstreamError,
     UpstreamTimeout,
 )
-from onemin_relay.emulator import Faults, create_app
+from onemin_relay.emulator import Faults
 from onemin_relay.emulator.images import image_for
 from onemin_relay.emulator.state import STATE
 from onemin_relay.settings import Settings
@@ -29,20 +28,6 @@ from onemin_relay.upstream.features import (
 )
 
 KEY = "feature-client-key"
-
-
-@pytest.fixture
-async def emulator() -> AsyncIterator[TestServer]:
-    server = TestServer(create_app())
-    await server.start_server()
-    yield server
-    await server.close()
-
-
-@pytest.fixture
-async def session() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as session:
-        yield session
 
 
 def features_for(
