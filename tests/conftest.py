@@ -28,6 +28,8 @@ from onemin_relay.logs import AccessLogger
 from onemin_relay.server import RelayRunner
 from onemin_relay.settings import Settings
 
+HEADER_TIMEOUT = 0.5  # seconds a test connection gets to send its first request's headers
+
 # A 1×1 PNG, served by the test image host.
 PNG_1X1 = bytes.fromhex(
     "89504e470d0a1a0a0000000d4948445200000001000000010806000000"
@@ -160,6 +162,7 @@ def stack() -> Iterator[Stack]:
             relay_app,
             runners,
             RelayRunner,
+            header_timeout=HEADER_TIMEOUT,
             handler_cancellation=True,
             access_log_class=AccessLogger,
         )

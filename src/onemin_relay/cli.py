@@ -64,7 +64,10 @@ async def _serve(settings: Settings, *, demo: bool, reuse_port: bool) -> None:
         if demo:
             settings = await _start_demo_upstream(settings, runners)
         runner = RelayRunner(
-            create_app(settings), handler_cancellation=True, access_log_class=AccessLogger
+            create_app(settings),
+            header_timeout=settings.header_timeout,
+            handler_cancellation=True,
+            access_log_class=AccessLogger,
         )
         runners.append(runner)
         await runner.setup()

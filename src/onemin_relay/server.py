@@ -1,14 +1,20 @@
-"""The HTTP server runner: aiohttp's, minus the echo of raw request bytes.
+"""The HTTP server runner: aiohttp's, plus two protections it lacks.
 
-When a request line or header is malformed or too long, aiohttp answers and logs an error
-that quotes the first hundred bytes of the offending line, which for ``Authorization`` or
-``x-api-key`` is the client's key. This runner's connections answer such requests with a
-generic 400 and log only the error's class.
+* No echo of raw request bytes: when a request line or header is malformed or too long,
+  aiohttp answers and logs an error that quotes the first hundred bytes of the offending
+  line, which for ``Authorization`` or ``x-api-key`` is the client's key. These connections
+  answer such requests with a generic 400 and log only the error's class.
+* A deadline for a new connection's first request line and headers (as nginx's
+  ``client_header_timeout``): aiohttp has none, so a client trickling bytes could hold a
+  connection open for as long as it likes. Later requests on a kept-alive connection are
+  bounded by aiohttp's keep-alive timeout.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from typing import Any
 
 import orjson
 from aiohttp import web
@@ -31,6 +37,32 @@ _BAD_REQUEST = orjson.dumps(
 
 
 class _ScrubbingHandler(RequestHandler):
+    _header_deadline: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)
+        timeout = getattr(self._manager, "header_timeout", None)
+        if timeout:
+            self._header_deadline = self._loop.call_later(timeout, self._headers_overdue)
+
+    def data_received(self, data: bytes) -> None:
+        super().data_received(data)
+        if self._header_deadline is not None and self._request_count:
+            self._header_deadline.cancel()
+            self._header_deadline = None
+
+    def connection_lost(self, exc: BaseException | None) -> None:
+        if self._header_deadline is not None:
+            self._header_deadline.cancel()
+            self._header_deadline = None
+        super().connection_lost(exc)
+
+    def _headers_overdue(self) -> None:
+        self._header_deadline = None
+        if self._request_count == 0 and self.transport is not None:
+            log.warning("closed a connection that sent no complete request headers in time")
+            self.transport.close()
+
     def handle_error(
         self,
         request: BaseRequest,
@@ -51,14 +83,24 @@ class _ScrubbingHandler(RequestHandler):
 
 
 class _ScrubbingServer(web.Server):
+    header_timeout: float | None = None
+
     def __call__(self) -> RequestHandler:
         return _ScrubbingHandler(self, loop=self._loop, **self._kwargs)
 
 
 class RelayRunner(web.AppRunner):
-    """``web.AppRunner`` whose connections never quote request bytes in errors or logs."""
+    """``web.AppRunner`` whose connections never quote request bytes in errors or logs and
+    get ``header_timeout`` seconds to send their first request's headers."""
+
+    def __init__(
+        self, app: web.Application, *, header_timeout: float | None = None, **kwargs: Any
+    ) -> None:
+        super().__init__(app, **kwargs)
+        self._header_timeout = header_timeout
 
     async def _make_server(self) -> web.Server:
         server = await super()._make_server()
         server.__class__ = _ScrubbingServer
+        server.header_timeout = self._header_timeout  # type: ignore[attr-defined]
         return server

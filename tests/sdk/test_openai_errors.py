@@ -5,13 +5,14 @@ from __future__ import annotations
 import json
 import logging
 import socket
+import time
 import urllib.error
 import urllib.request
 
 import openai
 import pytest
 
-from tests.conftest import Stack
+from tests.conftest import HEADER_TIMEOUT, Stack
 
 HELLO = [{"role": "user", "content": "hello"}]
 
@@ -215,3 +216,22 @@ def test_oversized_header_never_echoes_the_key(
     assert answer.startswith(b"HTTP/1.1 400") or answer.startswith(b"HTTP/1.0 400"), answer[:80]
     assert b"LEAKCHECK" not in answer
     assert not [r for r in caplog.records if "LEAKCHECK" in r.getMessage() or r.exc_info]
+
+
+def test_connection_that_trickles_headers_is_closed(stack: Stack) -> None:
+    """A client that never finishes its headers must not hold a connection (slowloris)."""
+    host, port = stack.relay_url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=5) as conn:
+        conn.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: relay\r\n")
+        started = time.monotonic()
+        assert conn.recv(1024) == b"", "the relay closes the connection"
+        elapsed = time.monotonic() - started
+    assert elapsed < HEADER_TIMEOUT + 2
+
+
+def test_complete_requests_are_not_cut_by_the_header_deadline(
+    client: openai.OpenAI, stack: Stack, api_key: str
+) -> None:
+    stack.set_faults(api_key, latency_ms=(HEADER_TIMEOUT + 0.3) * 1000)
+    completion = client.chat.completions.create(model="gpt-4o-mini", messages=HELLO)
+    assert completion.choices[0].message.content == "Echo: hello"
