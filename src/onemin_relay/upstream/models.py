@@ -25,10 +25,13 @@ from onemin_relay.upstream.client import CatalogEntry, OneMinClient
 log = logging.getLogger(__name__)
 
 # Feature enum → the kind of model it lists; the first kind listed wins for a shared id.
+# Variator-only and translator-only models are listed under the kind that serves them.
 FEATURES: tuple[tuple[str, ModelKind], ...] = (
     ("UNIFY_CHAT_WITH_AI", "chat"),
     ("IMAGE_GENERATOR", "image"),
+    ("IMAGE_VARIATOR", "image"),
     ("SPEECH_TO_TEXT", "speech_to_text"),
+    ("AUDIO_TRANSLATOR", "speech_to_text"),
     ("TEXT_TO_SPEECH", "text_to_speech"),
 )
 
