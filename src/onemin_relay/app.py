@@ -135,10 +135,10 @@ def _from_http_exception(exc: web.HTTPException) -> RelayError:
         return PayloadTooLarge("the request body is too large")
     if isinstance(exc, web.HTTPNotFound):
         return NotFound("no such endpoint")
-    if isinstance(exc, web.HTTPMethodNotAllowed):
-        error = InvalidRequest(f"method {exc.method} is not allowed here")
-        error.status = 405
-        return error
-    error = RelayError(exc.reason)
+    error = (
+        InvalidRequest(f"method {exc.method} is not allowed here")
+        if isinstance(exc, web.HTTPMethodNotAllowed)
+        else RelayError(exc.reason)
+    )
     error.status = exc.status
     return error

@@ -35,7 +35,7 @@ def serve(
     """Run the relay."""
     overrides = {k: v for k, v in {"host": host, "port": port}.items() if v is not None}
     try:
-        settings = Settings.from_env(**overrides)
+        settings = Settings.from_env(None, **overrides)
     except SettingsError as exc:
         raise typer.BadParameter(str(exc)) from None
     if demo and workers > 1:
@@ -78,8 +78,8 @@ async def _serve(settings: Settings, *, demo: bool, reuse_port: bool) -> None:
         print(f"onemin-relay listening on http://{settings.host}:{settings.port}{mode}", flush=True)
         await asyncio.Event().wait()
     finally:
-        for runner in reversed(runners):
-            await runner.cleanup()
+        for started in reversed(runners):
+            await started.cleanup()
 
 
 # Young objects are collected every GEN0_THRESHOLD allocations instead of Python's 700: each

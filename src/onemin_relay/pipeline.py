@@ -92,16 +92,16 @@ class Pipeline:
         anything is sent, then streamed whole: a client never receives JSON that fails.
         With tools, text streams as it comes and possible calls are held (``answers.py``)."""
         plan = await self._prepare(request, caller)
-        identity = {"id": uuid.uuid4().hex, "model": request.model, "created": int(time.time())}
+        stream_id, created = uuid.uuid4().hex, int(time.time())
         if plan.response_format is not None:
             answer = await self._answers.complete(plan)
-            yield ChatStream(**identity, events=_replay(answer))
+            yield ChatStream(stream_id, request.model, created, _replay(answer))
             return
         async with self._client.stream_chat(plan.call, plan.api_key) as upstream:
             events = _with_usage(upstream, plan.call)
             if plan.tools:
                 events = self._answers.stream(plan, events)
-            yield ChatStream(**identity, events=events)
+            yield ChatStream(stream_id, request.model, created, events)
 
     async def models(self) -> tuple[list[ModelInfo], int]:
         """Every usable model and when the list was fetched (epoch seconds)."""

@@ -211,7 +211,7 @@ def _mp3_duration(data: bytes) -> float | None:
     xing = start + 4 + side_info
     has_xing = len(data) >= xing + 12 and data[xing : xing + 4] in (b"Xing", b"Info")
     if has_xing and data[xing + 7] & 1:
-        frames = struct.unpack_from(">I", data, xing + 8)[0]
+        frames: int = struct.unpack_from(">I", data, xing + 8)[0]
         return round(frames * samples_per_frame / frame.sample_rate, 3)
     end = len(data) - 128 if data[-128:-125] == b"TAG" else len(data)
     return round((end - start) * 8 / frame.bitrate, 3)

@@ -33,7 +33,7 @@ from __future__ import annotations
 import re
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from itertools import islice
 from typing import Any, Literal
 
@@ -361,6 +361,7 @@ def _nests_deeper(value: Any, limit: int) -> bool:
     pending = [(value, 1)]
     while pending:
         node, depth = pending.pop()
+        children: Iterable[Any]
         if isinstance(node, dict):
             children = node.values()
         elif isinstance(node, list):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
@@ -38,9 +39,11 @@ from onemin_relay.emulator.stream import ClientGone, pause
 
 CLIENT_GONE_STATUS = 499  # recorded when the client left before any answer was sent
 
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
 
 @web.middleware
-async def _record(request: web.Request, handler: web.Handler) -> web.StreamResponse:
+async def _record(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Record every API request with its outcome; turns ``Rejected`` into its response."""
     if request.path.startswith(CONTROL_PREFIX):
         return await handler(request)
@@ -71,7 +74,7 @@ def _authorized(config: EmulatorConfig, api_key: str) -> bool:
 
 
 @web.middleware
-async def _gate(request: web.Request, handler: web.Handler) -> web.StreamResponse:
+async def _gate(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Apply the key's fault knobs (latency everywhere; auth and forced status on ``/api/``)."""
     if request.path.startswith(CONTROL_PREFIX):
         return await handler(request)

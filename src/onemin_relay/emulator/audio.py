@@ -127,7 +127,7 @@ def _speech_format(model_id: str, feature: str, prompt: _SpeechPrompt) -> str:
         raise missing_field(model_id, feature, "voice")
     if model_id.startswith("qwen3-tts"):
         return "wav"
-    problem = None
+    problem: tuple[str, object] | None = None
     if prompt.voice not in OPENAI_VOICES:
         problem = ("voice", prompt.voice)
     elif prompt.response_format not in SPEECH_FORMATS:

@@ -101,7 +101,7 @@ def _event(name: bytes, payload: dict[str, Any]) -> bytes:
 async def render_events(stream: ChatStream, input_tokens: int) -> AsyncIterator[bytes]:
     """The exact Messages event sequence; the input count in ``message_start`` is local and
     ``message_delta`` carries 1min.ai's final figures."""
-    message = {
+    message: dict[str, Any] = {
         "id": "msg_" + stream.id,
         "type": "message",
         "role": "assistant",

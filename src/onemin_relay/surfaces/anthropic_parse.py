@@ -134,6 +134,13 @@ def parse_request(body: _CountBody, *, stream: bool = False) -> ChatRequest:
     )
 
 
+_CHOICE_MODES: dict[str, Literal["auto", "required", "none"]] = {
+    "auto": "auto",
+    "any": "required",
+    "none": "none",
+}
+
+
 def _parse_choice(choice: _ToolChoice | None) -> ToolChoice | None:
     if choice is None:
         return None
@@ -141,7 +148,7 @@ def _parse_choice(choice: _ToolChoice | None) -> ToolChoice | None:
         if not choice.name:
             raise InvalidRequest("tool_choice.name: required for type 'tool'", param="tool_choice")
         return ToolChoice("named", choice.name)
-    return ToolChoice({"auto": "auto", "any": "required", "none": "none"}[choice.type])
+    return ToolChoice(_CHOICE_MODES[choice.type])
 
 
 def _parse_message(message: _Message, index: int) -> list[Message]:

@@ -122,9 +122,9 @@ def bearer_or_header(request: web.Request, *header_names: str) -> str | None:
         if scheme.lower() == "bearer" and value.strip():
             return value.strip()
     for name in header_names:
-        value = request.headers.get(name)
-        if value and value.strip():
-            return value.strip()
+        header = request.headers.get(name)
+        if header and header.strip():
+            return header.strip()
     return None
 
 

@@ -16,6 +16,7 @@ from onemin_relay.core.types import (
     Message,
     Part,
     ResponseFormat,
+    Role,
     TextPart,
     ToolCall,
     ToolChoice,
@@ -170,7 +171,7 @@ def _response_format(config: _GenerationConfig | None) -> ResponseFormat | None:
 
 
 def _parse_content(content: _Content, index: int) -> list[Message]:
-    role = "assistant" if content.role == "model" else "user"
+    role: Role = "assistant" if content.role == "model" else "user"
     parts: list[Part] = []
     calls: list[ToolCall] = []
     results: list[Message] = []

@@ -256,7 +256,9 @@ def _parse_tools(tools: list[dict[str, Any]]) -> tuple[tuple[ToolSpec, ...], boo
     return tuple(specs), web_search
 
 
-def _parse_choice(choice: str | _FunctionChoice | None) -> ToolChoice | None:
+def _parse_choice(
+    choice: Literal["auto", "none", "required"] | _FunctionChoice | None,
+) -> ToolChoice | None:
     if choice is None:
         return None
     if isinstance(choice, _FunctionChoice):

@@ -17,7 +17,7 @@ guard that ``media.py`` applies to client URLs; their size is capped instead.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable
 from contextlib import asynccontextmanager
 from typing import Any
 from urllib.parse import quote
@@ -179,7 +179,7 @@ class FeatureClient:
             response.release()
 
 
-async def _chunks(response: aiohttp.ClientResponse) -> AsyncIterator[bytes]:
+async def _chunks(response: aiohttp.ClientResponse) -> AsyncGenerator[bytes, None]:
     with map_client_errors("downloading an asset"):
         async for chunk in response.content.iter_chunked(DOWNLOAD_CHUNK_BYTES):
             yield chunk

@@ -135,7 +135,7 @@ class _Envelope(msgspec.Struct):
 
 
 _ENVELOPE: Final = msgspec.json.Decoder(_Envelope)
-_METADATA: Final = msgspec.json.Decoder(_Metadata | None)
+_METADATA: Final[msgspec.json.Decoder[_Metadata | None]] = msgspec.json.Decoder(_Metadata | None)
 
 
 class RecordSummary(msgspec.Struct, frozen=True):

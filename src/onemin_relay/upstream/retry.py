@@ -36,4 +36,4 @@ def backoff_delay(attempt: int, retry_after: float | None, cap: float) -> float 
     """
     if retry_after is not None:
         return retry_after if retry_after <= cap else None
-    return min(cap, 0.2 * 2 ** (attempt - 1)) * (0.5 + random.random() / 2)
+    return min(cap, 0.2 * 2.0 ** (attempt - 1)) * (0.5 + random.random() / 2)
