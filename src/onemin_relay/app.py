@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 import aiohttp
@@ -16,6 +17,7 @@ from onemin_relay.core.tokens import warm_up
 from onemin_relay.features import Features
 from onemin_relay.gateway.store import MemoryResponseStore
 from onemin_relay.media import GuardedResolver, ImageFetcher
+from onemin_relay.metrics import METRICS, Metrics, serve_metrics
 from onemin_relay.pipeline import Pipeline
 from onemin_relay.settings import Settings
 from onemin_relay.surfaces import (
@@ -52,6 +54,8 @@ def create_app(
     """The relay application. ``fetch_resolver`` replaces DNS for client image URLs (tests)."""
     app = web.Application(client_max_size=settings.max_body_bytes, middlewares=[_errors])
     app[SETTINGS] = settings
+    app[METRICS] = Metrics()
+    app.router.add_get("/metrics", serve_metrics)
     app.cleanup_ctx.append(_resources(settings, fetch_resolver))
     service.add_routes(app)
     anthropic.add_routes(app)
@@ -106,20 +110,31 @@ def _resources(
 
 @web.middleware
 async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Every error leaves in the client's protocol; cancellation passes through untouched."""
+    """Every error leaves in the client's protocol; cancellation passes through untouched.
+    Every request is also counted and timed here (one middleware layer, not two)."""
+    metrics, started = request.app[METRICS], time.perf_counter()
     try:
-        return await handler(request)
+        response = await handler(request)
     except RelayError as exc:
-        return _renderer_for(request)(exc)
+        response = _render(request, exc)
     except web.HTTPException as exc:
         if exc.status < 400:
+            metrics.observe(request, exc.status, time.perf_counter() - started)
             raise
-        return _renderer_for(request)(_from_http_exception(exc))
+        response = _render(request, _from_http_exception(exc))
     except asyncio.CancelledError:
+        metrics.observe(request, 499, time.perf_counter() - started)  # the client left
         raise
     except Exception:
         log.exception("unhandled error on %s %s", request.method, request.path)
-        return _renderer_for(request)(RelayError("the relay hit an internal error"))
+        response = _render(request, RelayError("the relay hit an internal error"))
+    metrics.observe(request, response.status, time.perf_counter() - started)
+    return response
+
+
+def _render(request: web.Request, exc: RelayError) -> web.StreamResponse:
+    request.app[METRICS].errors.labels(exc.code).inc()
+    return _renderer_for(request)(exc)
 
 
 def _renderer_for(request: web.Request) -> ErrorRenderer:

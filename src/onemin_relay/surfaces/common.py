@@ -23,6 +23,7 @@ from onemin_relay.core.errors import (
 from onemin_relay.core.types import Caller, FilePart
 from onemin_relay.features import Features
 from onemin_relay.gateway.store import ResponseStore
+from onemin_relay.metrics import METRICS
 from onemin_relay.pipeline import Pipeline
 from onemin_relay.settings import Settings
 
@@ -182,6 +183,7 @@ async def write_stream(
                 await response.write(frame)
     except RelayError as exc:
         log.warning("stream ended with %s (%s): %s", exc.code, exc.status, exc.message)
+        request.app[METRICS].errors.labels(exc.code).inc()
         await response.write(error_frame(exc))
     except TimeoutError:
         log.warning("client stopped reading for %ss; stream dropped", write_timeout)
