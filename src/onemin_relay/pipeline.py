@@ -56,6 +56,18 @@ class ChatStream(msgspec.Struct):
     model: str
     created: int
     events: AsyncIterator[StreamEvent]
+    call: ChatCall  # what went upstream, for a local input-token estimate
+
+    async def estimate_input_tokens(self) -> int:
+        """Input tokens of the prompt actually sent, before 1min.ai reports its own count."""
+        attachments = len(self.call.images) + len(self.call.files)
+        return await estimate_input_tokens(self.call.prompt, self.call.model, attachments)
+
+
+async def estimate_input_tokens(prompt: str, model: str, attachments: int) -> int:
+    """The prompt's tokens plus an estimate per attachment (1min.ai does not say what it
+    bills for an image or a file)."""
+    return await count_tokens_async(prompt, model) + ATTACHMENT_TOKEN_ESTIMATE * attachments
 
 
 class Pipeline:
@@ -95,13 +107,13 @@ class Pipeline:
         stream_id, created = uuid.uuid4().hex, int(time.time())
         if plan.response_format is not None:
             answer = await self._answers.complete(plan)
-            yield ChatStream(stream_id, request.model, created, _replay(answer))
+            yield ChatStream(stream_id, request.model, created, _replay(answer), plan.call)
             return
         async with self._client.stream_chat(plan.call, plan.api_key) as upstream:
             events = _with_usage(upstream, plan.call)
             if plan.tools:
                 events = self._answers.stream(plan, events)
-            yield ChatStream(stream_id, request.model, created, events)
+            yield ChatStream(stream_id, request.model, created, events, plan.call)
 
     async def models(self) -> tuple[list[ModelInfo], int]:
         """Every usable model and when the list was fetched (epoch seconds)."""
@@ -117,15 +129,13 @@ class Pipeline:
         return info, int(catalog.fetched_at)
 
     async def count_tokens(self, request: ChatRequest, caller: Caller) -> int:
-        """Input tokens the request would cost: the flattened prompt, plus an estimate per
-        attachment (1min.ai does not say what it bills for an image or a file)."""
+        """Input tokens the request would cost, without uploading or calling anything."""
         upstream_key(caller, self._settings.api_key)
         name, _ = split_online_suffix(request.model)
         info = await self._model_info(name)
         flat = flatten(request.messages)
         model = info.id if info is not None else name
-        text_tokens = await count_tokens_async(flat.text, model)
-        return text_tokens + ATTACHMENT_TOKEN_ESTIMATE * (len(flat.images) + len(flat.files))
+        return await estimate_input_tokens(flat.text, model, len(flat.images) + len(flat.files))
 
     # -- preparation -----------------------------------------------------------------
 

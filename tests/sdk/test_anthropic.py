@@ -67,9 +67,11 @@ def test_stream_event_sequence_and_final_message(
         max_tokens=100,
         messages=[{"role": "user", "content": "stream me please"}],
     ) as stream:
-        kinds = [event.type for event in stream]
+        events = list(stream)
         final = stream.get_final_message()
+    kinds = [event.type for event in events]
     assert kinds[0] == "message_start"
+    assert events[0].message.usage.input_tokens > 0, "message_start carries a local estimate"
     assert kinds[1] == "content_block_start"
     assert "ping" not in kinds or kinds.index("ping") < kinds.index("content_block_delta")
     assert kinds[-3:] == ["content_block_stop", "message_delta", "message_stop"]

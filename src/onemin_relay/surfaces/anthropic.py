@@ -219,9 +219,8 @@ async def create_message(request: web.Request) -> web.StreamResponse:
     caller = caller_from(request, "x-api-key")
     if not chat.stream:
         return json_response(render_result(await pipeline.chat(chat, caller)))
-    input_tokens = await pipeline.count_tokens(chat, caller)
     async with pipeline.stream(chat, caller) as stream:
-        frames = render_events(stream, input_tokens)
+        frames = render_events(stream, await stream.estimate_input_tokens())
         timeout = request.app[SETTINGS].write_timeout
         return await write_stream(request, frames, render_error_frame, timeout)
 
