@@ -91,7 +91,7 @@ async def test_generator_stores_one_png_per_image_and_signs_only_the_first(
     paths = results(body)
     assert len(paths) == 2 and all(PATH.fullmatch(p) for p in paths), paths
     record = body["aiRecord"]
-    assert record["metadata"] == {"resultModeration": {"status": "unknown"}}
+    assert record["metadata"] == {"resultModeration": {"status": "unknown"}, "credit": 2 * 5000}
     assert body["temporaryUrl"] == record["temporaryUrl"], "temporaryUrl at both levels"
     assert f"/{paths[0]}?X-Amz-" in body["temporaryUrl"], "signed URL of the first result"
     for index, path in enumerate(paths):
@@ -250,7 +250,9 @@ async def test_speech_is_stored_and_served(
     assert status == 200, body
     (path,) = results(body)
     assert path.startswith("audios/") and path.endswith(f".{fmt}")
-    assert body["aiRecord"]["metadata"] == {} and body["temporaryUrl"].split("?")[0].endswith(path)
+    price = {"tts-1": 15, "tts-1-hd": 30, "elevenlabs-tts": 30}[model]
+    assert body["aiRecord"]["metadata"] == {"credit": price}, "11 characters: one block of 100"
+    assert body["temporaryUrl"].split("?")[0].endswith(path)
     status, data, _ = await fetch(client, path)
     assert status == 200 and data.startswith(magic)
     assert data == speech_audio("hello there", fmt)

@@ -1,8 +1,9 @@
 """The emulator app: routes, request recording, and the auth / latency / status gate.
 
 A faithful stand-in for ``https://api.1min.ai`` (and its asset host) for tests, benchmarks
-and the demo mode. It imports nothing from the relay. Test controls live under
-``/_emulator/`` (see ``control``).
+and the demo mode. It imports nothing from the relay. Calls are billed in credits against
+a per-key account (see ``billing``). Test controls live under ``/_emulator/`` (see
+``control``).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from onemin_relay.emulator.features import features
 from onemin_relay.emulator.respond import (
     envelope_for,
     forced_status_response,
+    insufficient_credits,
     json_response,
     unauthorized,
 )
@@ -38,6 +40,7 @@ from onemin_relay.emulator.state import (
 from onemin_relay.emulator.stream import ClientGone, pause
 
 CLIENT_GONE_STATUS = 499  # recorded when the client left before any answer was sent
+BILLED_PATHS = frozenset({"/api/chat-with-ai", "/api/features"})
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -75,7 +78,8 @@ def _authorized(config: EmulatorConfig, api_key: str) -> bool:
 
 @web.middleware
 async def _gate(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Apply the key's fault knobs (latency everywhere; auth and forced status on ``/api/``)."""
+    """Apply the key's fault knobs (latency everywhere; auth and forced status on ``/api/``),
+    then refuse billed calls from a key whose credits have run out (see ``billing``)."""
     if request.path.startswith(CONTROL_PREFIX):
         return await handler(request)
     state = request.app[STATE]
@@ -88,6 +92,8 @@ async def _gate(request: web.Request, handler: Handler) -> web.StreamResponse:
         status = state.faults.take_status(api_key)
         if status is not None:
             return forced_status_response(status, faults, envelope_for(request))
+        if request.path in BILLED_PATHS and state.accounts.exhausted(api_key):
+            return insufficient_credits()
     return await handler(request)
 
 

@@ -10,7 +10,11 @@ asset: ``wav`` a tone whose pitch depends on the text (24 kHz mono 16-bit, via `
 ``pcm`` the same samples raw; ``mp3`` silent MPEG-1 Layer III frames (valid headers, so
 players and duration readers accept it). ``opus``/``aac``/``flac`` get the WAV bytes under
 that extension: encoding them needs codecs the standard library lacks. elevenlabs-tts always
-answers mp3 and needs ``voice_id``; qwen3-tts-flash always answers wav. Metadata is ``{}``.
+answers mp3 and needs ``voice_id``; qwen3-tts-flash always answers wav.
+
+Metadata is ``{"credit": n}`` (``billing``): transcription by started minute of audio, whose
+length is read from a WAV header or a constant-bitrate MPEG-1 Layer III frame header (1
+minute when neither parses); speech by started block of 100 characters.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from typing import Any
 import msgspec
 from aiohttp import web
 
+from onemin_relay.emulator.billing import audio_minutes_credits, speech_credits
 from onemin_relay.emulator.bodies import convert
 from onemin_relay.emulator.chat import prompt_invalid
 from onemin_relay.emulator.feature_records import (
@@ -49,6 +54,8 @@ SPEECH_FORMATS = ("mp3", "opus", "aac", "flac", "wav", "pcm")
 # One silent MPEG-1 Layer III frame: 128 kbit/s, 44.1 kHz, mono, no CRC → 417 bytes.
 MP3_FRAME = b"\xff\xfb\x90\xc4" + bytes(413)
 _MP3_FRAME_SECONDS = 1152 / 44_100
+# MPEG-1 Layer III bitrates in kbit/s by the header's 4-bit index (0 "free" and 15 invalid).
+_MP3_KBPS = (0, 32, 40, 48, 56, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320, 0)
 _STAMP = re.compile(r"^\d{4}(?:_\d{2}){5}_\d{3}_")
 
 
@@ -64,6 +71,32 @@ class _SpeechPrompt(msgspec.Struct):
     voice_id: str | None = None
     response_format: str = "mp3"
     speed: float = 1.0
+
+
+def _id3_size(data: bytes) -> int:
+    """The length of a leading ID3v2 tag (its size is four 7-bit "syncsafe" bytes)."""
+    if len(data) < 10 or not data.startswith(b"ID3"):
+        return 0
+    size = 0
+    for byte in data[6:10]:
+        size = size << 7 | (byte & 0x7F)
+    return 10 + size
+
+
+def audio_seconds(data: bytes) -> float | None:
+    """How long an uploaded audio file plays, when its header says; else ``None``."""
+    try:
+        with wave.open(io.BytesIO(data), "rb") as parsed:
+            return parsed.getnframes() / parsed.getframerate()
+    except (wave.Error, EOFError, ZeroDivisionError):
+        pass
+    start = _id3_size(data)
+    header = data[start : start + 4]
+    # frame sync (11 bits), MPEG-1 (11), Layer III (01), then the bitrate index
+    if len(header) < 4 or header[0] != 0xFF or header[1] & 0xFE != 0xFA:
+        return None
+    kbps = _MP3_KBPS[header[2] >> 4]
+    return (len(data) - start) * 8 / (kbps * 1000) if kbps else None
 
 
 def _original_name(key: str) -> str:
@@ -89,7 +122,8 @@ async def transcribe(request: web.Request, data: dict[str, Any]) -> web.Response
     asset = request.app[STATE].assets[key]
     verb = "Transcript" if body.type == "SPEECH_TO_TEXT" else "Translation"
     text = f"{verb} of {_original_name(key)} ({len(asset.data)} bytes)"
-    return feature_response(request, body, model, [text], metadata={}, stored=False)
+    credit = audio_minutes_credits(model.credit_metadata, audio_seconds(asset.data))
+    return feature_response(request, body, model, [text], metadata={}, credit=credit, stored=False)
 
 
 def _tone(text: str) -> bytes:
@@ -155,4 +189,5 @@ async def speak(request: web.Request, data: dict[str, Any]) -> web.Response:
         raise provider_error("openai", {"error": error}, "/v1/audio/speech")
     fmt = _speech_format(model.model_id, body.type, prompt)
     key = store_output(request.app[STATE], "audios", fmt, speech_audio(prompt.text, fmt))
-    return feature_response(request, body, model, [key], metadata={}, stored=True)
+    credit = speech_credits(model.credit_metadata, len(prompt.text))
+    return feature_response(request, body, model, [key], metadata={}, credit=credit, stored=True)

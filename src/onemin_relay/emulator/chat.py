@@ -84,19 +84,21 @@ def answer(request: web.Request, ask: Ask, model: ModelEntry, feature: str) -> A
     if conversation:
         conversation.turns.append((ask.prompt, reply))
     context = "".join(f"{prompt}\n{said}\n" for prompt, said in history)
+    usage = estimate_usage(ask.prompt, context, result, model.credit_metadata)
     record = chat_record(
         api_key=request.headers["API-KEY"],
         model=model,
         feature=feature,
         prompt=ask.prompt,
         result=result,
-        usage=estimate_usage(ask.prompt, context, result),
+        usage=usage,
         conversation_id=ask.conversation_id,
         faults=faults,
         started=started,
     )
     if faults.record_failed:
         return Answer(deltas=("",), record=record)
+    state.accounts.charge(request.headers["API-KEY"], usage.credit)
     after_crawl = [""] if crawl else []
     return Answer(deltas=("", *crawl, *after_crawl, *split_pieces(reply)), record=record)
 

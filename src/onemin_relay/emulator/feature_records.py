@@ -3,7 +3,8 @@
 Outputs are stored under fresh keys ``<folder>/<YYYY_MM_DD_HH_MM_SS_mmm>_<6 digits>.<ext>``
 (the live layout, e.g. ``images/2026_09_03_08_53_47_947_456329.png``) and served by the
 asset host. A finished record carries a signed-looking ``temporaryUrl`` for the **first**
-result only, both at the top level and under ``aiRecord`` (§4.1, §11).
+result only, both at the top level and under ``aiRecord`` (§4.1, §11). ``metadata`` carries
+the call's ``credit`` (priced by ``billing``), which a successful call charges to the key.
 """
 
 from __future__ import annotations
@@ -122,21 +123,25 @@ def feature_response(
     results: list[str],
     *,
     metadata: dict[str, Any],
+    credit: int,
     stored: bool,
 ) -> web.Response:
     """The finished record; ``stored`` results are asset keys and get a ``temporaryUrl``.
 
-    The ``record_failed`` knob answers HTTP 200 with ``status: FAILED`` and no result.
+    The ``record_failed`` knob answers HTTP 200 with ``status: FAILED`` and no result, and
+    charges nothing; otherwise ``credit`` is added to the key's used credit.
     """
     failed = request[FAULTS].record_failed
     api_key = request.headers.get("API-KEY", "")
+    if not failed:
+        request.app[STATE].accounts.charge(api_key, credit)
     record: dict[str, Any] = {
         "uuid": str(uuid.uuid4()),
         "userId": _account_id(api_key, "user"),
         "teamId": _account_id(api_key, "team"),
         "model": model.model_id,
         "type": body.type,
-        "metadata": metadata,
+        "metadata": {**metadata, "credit": credit},
         "rating": None,
         "feedback": None,
         "conversationId": None,

@@ -12,6 +12,9 @@ What the providers refuse, as 1min.ai reports it (§8):
   dall-e-3 or outside 1–10 → 400 ``EXTERNAL_API_RESPONSE_WITH_ERROR`` (service openai);
 * midjourney*: always 4 images; ``aspect_width``/``aspect_height`` outside 1–7 → same
   error (service ttapi); flux: an unknown ``aspect_ratio`` → same (service replicate).
+
+Credits follow ``billing``: the model's price for the call's quality/size/mode × the images
+made, except midjourney, charged once per call.
 """
 
 from __future__ import annotations
@@ -24,7 +27,9 @@ from typing import Any
 import msgspec
 from aiohttp import web
 
+from onemin_relay.emulator.billing import image_credits
 from onemin_relay.emulator.bodies import Invalid, convert
+from onemin_relay.emulator.catalog import ModelEntry
 from onemin_relay.emulator.chat import prompt_invalid
 from onemin_relay.emulator.feature_records import (
     FeatureBody,
@@ -60,12 +65,14 @@ class _GeneratePrompt(msgspec.Struct):
     aspect_ratio: str | None = None
     aspect_width: int = 1
     aspect_height: int = 1
+    mode: str | None = None
 
 
 class _VariationPrompt(msgspec.Struct, rename="camel"):
     image_url: str
     n: int = 1
     size: str | None = None
+    mode: str | None = None
 
 
 def png(rgb: bytes, side: int = 8) -> bytes:
@@ -127,11 +134,24 @@ def _openai_count(model_id: str, prompt: _GeneratePrompt) -> int:
     return prompt.n
 
 
+def _midjourney(model_id: str) -> bool:
+    return model_id.startswith(("midjourney", "magic-art"))
+
+
+def _credit(
+    model: ModelEntry, count: int, size: str | None, mode: str | None, quality: str | None = None
+) -> int:
+    """What a call making ``count`` images costs; midjourney's batch is one charge."""
+    images = 1 if _midjourney(model.model_id) else count
+    table = model.credit_metadata
+    return image_credits(table, quality=quality, size=size, mode=mode, images=images)
+
+
 def image_count(model_id: str, prompt: _GeneratePrompt) -> int:
     """How many images the call makes; raises ``Rejected`` for what the provider refuses."""
     if model_id in OPENAI_SIZES:
         return _openai_count(model_id, prompt)
-    if model_id.startswith(("midjourney", "magic-art")):
+    if _midjourney(model_id):
         terms = (prompt.aspect_width, prompt.aspect_height)
         if not all(1 <= term <= 7 for term in terms):
             data = {"message": "aspect_width and aspect_height must be between 1 and 7"}
@@ -152,7 +172,10 @@ async def generate_images(request: web.Request, data: dict[str, Any]) -> web.Res
     count = image_count(model.model_id, prompt)
     state, seed = request.app[STATE], prompt.prompt.encode()
     keys = [store_output(state, "images", "png", image_for(seed, i)) for i in range(count)]
-    return feature_response(request, body, model, keys, metadata=_MODERATION, stored=True)
+    credit = _credit(model, count, prompt.size, prompt.mode, prompt.quality)
+    return feature_response(
+        request, body, model, keys, metadata=_MODERATION, credit=credit, stored=True
+    )
 
 
 async def vary_image(request: web.Request, data: dict[str, Any]) -> web.Response:
@@ -162,7 +185,7 @@ async def vary_image(request: web.Request, data: dict[str, Any]) -> web.Response
     key = stored_key(request, prompt.image_url)
     if key is None:
         raise invalid_reference("imageUrl", prompt.image_url)
-    if model.model_id.startswith(("midjourney", "magic-art")):
+    if _midjourney(model.model_id):
         count = MIDJOURNEY_BATCH
     else:
         sizes = OPENAI_SIZES["dall-e-2"]
@@ -173,4 +196,7 @@ async def vary_image(request: web.Request, data: dict[str, Any]) -> web.Response
     state = request.app[STATE]
     seed = state.assets[key].data
     keys = [store_output(state, "images", "png", image_for(seed, i)) for i in range(count)]
-    return feature_response(request, body, model, keys, metadata=_MODERATION, stored=True)
+    credit = _credit(model, count, prompt.size, prompt.mode)
+    return feature_response(
+        request, body, model, keys, metadata=_MODERATION, credit=credit, stored=True
+    )

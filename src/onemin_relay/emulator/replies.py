@@ -5,15 +5,20 @@ The reply echoes the last non-empty prompt line with any ``Role:`` label removed
 greeting. Suffixes show what the emulated model saw: `` [images: N]``, `` [files: N]``,
 `` [web search]``, `` [history: N]``, `` [youtube: N]`` (YouTube links in the prompt, whose
 transcripts the real service fetches; at most three count). Tokens are estimated at four
-characters each, with no tokenizer, so the emulator stays independent of the relay.
+characters each, with no tokenizer, so the emulator stays independent of the relay; credits
+follow the price rule in ``billing``.
 """
 
 from __future__ import annotations
 
 import math
 import re
+from collections.abc import Mapping
+from typing import Any
 
 import msgspec
+
+from onemin_relay.emulator.billing import chat_credits
 
 GREETING = "Hello! How can I help you today?"
 SERVER_CONTEXT_TOKENS = 7  # the live service reports inputToken above promptToken
@@ -77,16 +82,18 @@ def _tokens(text: str) -> int:
     return max(1, math.ceil(len(text) / 4))
 
 
-def estimate_usage(prompt: str, context: str, result: str) -> Usage:
-    """Token counts and credits; ``context`` is server-added text such as stored history."""
+def estimate_usage(prompt: str, context: str, result: str, prices: Mapping[str, Any]) -> Usage:
+    """Token counts and credits; ``context`` is server-added text such as stored history,
+    ``prices`` the model's ``creditMetadata``."""
     prompt_token = _tokens(prompt)
     context_token = math.ceil(len(context) / 4)
     input_token = prompt_token + SERVER_CONTEXT_TOKENS + context_token
     output_token = _tokens(result)
+    input_credit, output_credit = chat_credits(prices, input_token, output_token)
     return Usage(
         prompt_token=prompt_token,
         input_token=input_token,
         output_token=output_token,
-        input_credit=math.ceil(input_token * 0.45),
-        output_credit=math.ceil(output_token * 0.4),
+        input_credit=input_credit,
+        output_credit=output_credit,
     )

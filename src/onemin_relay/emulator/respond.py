@@ -14,6 +14,7 @@ from typing import Any
 import msgspec
 from aiohttp import web
 
+from onemin_relay.emulator.billing import INSUFFICIENT_CREDITS, INSUFFICIENT_MESSAGE
 from onemin_relay.emulator.faults import Envelope, Faults
 from onemin_relay.emulator.state import CONFIG, FAULTS
 
@@ -75,3 +76,8 @@ def forced_status_response(status: int, faults: Faults, envelope: Envelope) -> w
 def unauthorized(envelope: Envelope) -> web.Response:
     code, message = _KNOWN_ERRORS[401]
     return error_response(401, code, message, envelope=envelope)
+
+
+def insufficient_credits() -> web.Response:
+    """The answer to a call from a key whose credits have run out (always the flat shape)."""
+    return error_response(402, INSUFFICIENT_CREDITS, INSUFFICIENT_MESSAGE)

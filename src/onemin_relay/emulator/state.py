@@ -10,6 +10,7 @@ from typing import Any
 import msgspec
 from aiohttp import web
 
+from onemin_relay.emulator.billing import AccountBook
 from onemin_relay.emulator.faults import Envelope, FaultBook, Faults
 
 MB = 1024 * 1024
@@ -70,6 +71,7 @@ class EmulatorState:
 
     def __init__(self, config: EmulatorConfig) -> None:
         self.faults = FaultBook()
+        self.accounts = AccountBook()
         self.requests: deque[RecordedRequest] = deque(maxlen=config.max_recorded_requests)
         self.assets: dict[str, Asset] = {}  # by key (= fileContent.path)
         self.asset_keys_by_uuid: dict[str, str] = {}
