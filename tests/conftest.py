@@ -135,7 +135,7 @@ async def _start(
 
 
 @pytest.fixture(scope="session")
-def stack() -> Iterator[Stack]:
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     loop = asyncio.new_event_loop()
     runners: list[web.AppRunner] = []
     ready: dict[str, Any] = {}
@@ -153,6 +153,7 @@ def stack() -> Iterator[Stack]:
             read_timeout=3.0,
             first_byte_timeout=3.0,
             upstream_retries=2,
+            data_dir=str(tmp_path_factory.mktemp("relay-data")),
         )
         resolver = FakeResolver(
             {"localhost": "127.0.0.1", "evil.test": "127.0.0.1", "intranet.test": "10.1.2.3"}

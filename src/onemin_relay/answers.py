@@ -209,8 +209,12 @@ async def estimate_usage(call: ChatCall, reply: str) -> Usage:
 
 
 def add_usage(first: Usage, second: Usage) -> Usage:
+    credits = None
+    if first.credits is not None and second.credits is not None:
+        credits = first.credits + second.credits
     return Usage(
         first.input_tokens + second.input_tokens,
         first.output_tokens + second.output_tokens,
         estimated=first.estimated or second.estimated,
+        credits=credits,
     )

@@ -6,6 +6,7 @@ import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 
 import aiohttp
 from aiohttp import web
@@ -15,6 +16,9 @@ from onemin_relay import __version__
 from onemin_relay.core.errors import InvalidRequest, NotFound, PayloadTooLarge, RelayError
 from onemin_relay.core.tokens import warm_up
 from onemin_relay.features import Features
+from onemin_relay.gateway import open_store
+from onemin_relay.gateway.ledger import LedgerWriter
+from onemin_relay.gateway.policy import Gateway
 from onemin_relay.gateway.store import MemoryResponseStore
 from onemin_relay.media import GuardedResolver, ImageFetcher
 from onemin_relay.metrics import METRICS, Metrics, serve_metrics
@@ -30,13 +34,14 @@ from onemin_relay.surfaces import (
     openai_responses,
     service,
 )
-from onemin_relay.surfaces.common import FEATURES, PIPELINE, RESPONSE_STORE, SETTINGS
+from onemin_relay.surfaces.common import FEATURES, GATEWAY, PIPELINE, RESPONSE_STORE, SETTINGS
 from onemin_relay.surfaces.openai_errors import render_error as render_openai_error
 from onemin_relay.upstream import ModelCatalog, OneMinClient
 from onemin_relay.upstream.features import FeatureClient
 
 log = logging.getLogger(__name__)
 
+LEDGER_DRAIN_SECONDS = 30.0
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 ErrorRenderer = Callable[[RelayError], web.StreamResponse]
 
@@ -96,16 +101,43 @@ def _resources(
             allow_hosts=allow,
         )
         catalog = ModelCatalog(client, ttl=settings.models_ttl)
-        app[PIPELINE] = Pipeline(client, catalog, fetcher, settings)
-        app[FEATURES] = Features(FeatureClient(client, settings), catalog, settings)
-        app[RESPONSE_STORE] = MemoryResponseStore()
-        try:
-            yield
-        finally:
-            await fetch_session.close()
-            await upstream_session.close()
+        async with _gateway(settings) as gateway:
+            app[GATEWAY] = gateway
+            app[PIPELINE] = Pipeline(client, catalog, fetcher, settings, gateway)
+            app[FEATURES] = Features(FeatureClient(client, settings), catalog, settings, gateway)
+            app[RESPONSE_STORE] = MemoryResponseStore()
+            try:
+                yield
+            finally:
+                await fetch_session.close()
+                await upstream_session.close()
 
     return open_and_close
+
+
+@asynccontextmanager
+async def _gateway(settings: Settings) -> AsyncIterator[Gateway]:
+    """The store (migrated), the ledger writer and the hold sweeper, for the app's life.
+    On the way out (after aiohttp has let requests in flight finish) the ledger is drained
+    before the store closes, so no settlement is lost to a shutdown."""
+    store = open_store(settings)
+    await store.open()
+    try:
+        await store.migrate()
+        ledger = LedgerWriter(
+            store, capacity=settings.ledger_queue_size, batch_size=settings.ledger_batch_size
+        )
+        ledger.start()
+        gateway = Gateway(store, ledger, settings)
+        maintenance = asyncio.create_task(gateway.balances.maintain(), name="hold-sweeper")
+        try:
+            yield gateway
+        finally:
+            maintenance.cancel()
+            await asyncio.gather(maintenance, return_exceptions=True)
+            await ledger.drain(LEDGER_DRAIN_SECONDS)
+    finally:
+        await store.close()
 
 
 @web.middleware

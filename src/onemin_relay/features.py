@@ -43,7 +43,7 @@ import base64
 import math
 import re
 import time
-from collections.abc import AsyncIterator, Coroutine, Iterable
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterable
 from contextlib import asynccontextmanager
 from typing import Any, Literal, TypeAlias, TypeVar
 
@@ -69,8 +69,9 @@ from onemin_relay.core.media_types import (
     sniff_audio,
     sniff_image,
 )
-from onemin_relay.core.types import Caller, ModelKind
-from onemin_relay.gateway import upstream_key
+from onemin_relay.core.types import Caller, ModelInfo, ModelKind
+from onemin_relay.gateway import pricing
+from onemin_relay.gateway.policy import Gateway
 from onemin_relay.settings import Settings
 from onemin_relay.upstream import ModelCatalog
 from onemin_relay.upstream.features import FeatureClient, transcript_text
@@ -259,68 +260,81 @@ def _gpt_image_options(model: str, request: ImageRequest) -> dict[str, Any]:
 class Features:
     """Image generation and variation, transcription and translation, speech."""
 
-    def __init__(self, client: FeatureClient, catalog: ModelCatalog, settings: Settings) -> None:
+    def __init__(
+        self, client: FeatureClient, catalog: ModelCatalog, settings: Settings, gateway: Gateway
+    ) -> None:
         self._client = client
         self._catalog = catalog
         self._settings = settings
+        self._gateway = gateway
 
     async def generate_images(self, request: ImageRequest, caller: Caller) -> ImageResult:
-        api_key = upstream_key(caller, self._settings.api_key)
-        model = await self._model(request.model, "image")
+        info, model = await self._model(request.model, "image", caller)
         calls = plan_generation(model, request)
         fmt = request.response_format or _default_format(model)
-        return await self._images("IMAGE_GENERATOR", model, calls, api_key, fmt)
+        price = _priced(info, pricing.image_credits, request.n, request.quality, request.size)
+        async with self._gateway.flat_call(caller, request.model, model, price) as grant:
+            return await self._images("IMAGE_GENERATOR", model, calls, grant.api_key, fmt)
 
     async def vary_image(self, request: VariationRequest, caller: Caller) -> ImageResult:
-        api_key = upstream_key(caller, self._settings.api_key)
-        model = await self._model(request.model, "image")
+        info, model = await self._model(request.model, "image", caller)
         media_type = sniff_image(request.image)
         if media_type is None:
             raise InvalidRequest("the image must be a PNG, JPEG, WebP or GIF file", param="image")
         calls = plan_variation(model, request)
-        asset = await self._client.upload(request.image, media_type, api_key, request.filename)
-        with_image = tuple({"imageUrl": asset.path, **p} for p in calls.prompt_objects)
-        calls = ImageCalls(with_image, calls.keep)
         fmt = request.response_format or _default_format(model)
-        return await self._images("IMAGE_VARIATOR", model, calls, api_key, fmt)
+        price = _priced(info, pricing.image_credits, request.n, None, request.size)
+        async with self._gateway.flat_call(caller, request.model, model, price) as grant:
+            api_key = grant.api_key
+            asset = await self._client.upload(request.image, media_type, api_key, request.filename)
+            with_image = tuple({"imageUrl": asset.path, **p} for p in calls.prompt_objects)
+            calls = ImageCalls(with_image, calls.keep)
+            return await self._images("IMAGE_VARIATOR", model, calls, api_key, fmt)
 
     async def transcribe(self, request: TranscriptionRequest, caller: Caller) -> Transcript:
         """Store the audio as an asset, then transcribe or translate it; both only once the
         request is known to be valid, so nothing is written upstream for a bad one."""
-        api_key = upstream_key(caller, self._settings.api_key)
-        model = await self._model(request.model, "speech_to_text")
+        info, model = await self._model(request.model, "speech_to_text", caller)
         extension = _audio_extension(request)
         prompt_object = transcription_prompt(model, request)
         filename = request.filename if _extension_of(request.filename) == extension else None
-        asset = await self._client.upload(
-            request.audio, AUDIO_MEDIA_TYPES[extension], api_key, filename
-        )
-        feature = "SPEECH_TO_TEXT" if request.task == "transcribe" else "AUDIO_TRANSLATOR"
-        record = await self._client.run(
-            feature, model, {"audioUrl": asset.path, **prompt_object}, api_key
-        )
+        duration = audio_duration(request.audio)
+        price = _priced(info, pricing.transcription_credits, duration)
+        async with self._gateway.flat_call(caller, request.model, model, price) as grant:
+            asset = await self._client.upload(
+                request.audio, AUDIO_MEDIA_TYPES[extension], grant.api_key, filename
+            )
+            feature = "SPEECH_TO_TEXT" if request.task == "transcribe" else "AUDIO_TRANSLATOR"
+            record = await self._client.run(
+                feature, model, {"audioUrl": asset.path, **prompt_object}, grant.api_key
+            )
         return Transcript(
             task=request.task,
             text=transcript_text(record),
             language="english" if request.task == "translate" else request.language,
-            duration=audio_duration(request.audio),
+            duration=duration,
         )
 
     @asynccontextmanager
     async def speech(self, request: SpeechRequest, caller: Caller) -> AsyncIterator[SpeechAudio]:
         """Synthesise speech and open its download; iterate the chunks inside the block."""
-        api_key = upstream_key(caller, self._settings.api_key)
-        model = await self._model(request.model, "text_to_speech")
+        info, model = await self._model(request.model, "text_to_speech", caller)
         prompt_object, fmt = speech_prompt(model, request)
-        record = await self._client.run("TEXT_TO_SPEECH", model, prompt_object, api_key)
-        url = record.temporary_url or self._client.asset_url(record.results[0])
-        async with self._client.open_download(url) as download:
-            yield SpeechAudio(format=fmt, size=download.size, chunks=download.chunks)
+        price = _priced(info, pricing.speech_credits, len(request.text))
+        async with self._gateway.flat_call(caller, request.model, model, price) as grant:
+            record = await self._client.run("TEXT_TO_SPEECH", model, prompt_object, grant.api_key)
+            url = record.temporary_url or self._client.asset_url(record.results[0])
+            async with self._client.open_download(url) as download:
+                yield SpeechAudio(format=fmt, size=download.size, chunks=download.chunks)
 
-    async def _model(self, name: str, kind: ModelKind) -> str:
-        """The catalog id for ``name``, which must be a ``kind`` model (see ``checked``)."""
+    async def _model(
+        self, name: str, kind: ModelKind, caller: Caller
+    ) -> tuple[ModelInfo | None, str]:
+        """The catalog entry and id for ``name``, which must be a ``kind`` model (see
+        ``checked``); the caller is identified first, so a bad key is a 401 before all."""
+        await self._gateway.identify(caller)
         info = await self._catalog.checked(name, kind)
-        return info.id if info is not None else name
+        return info, info.id if info is not None else name
 
     async def _images(
         self,
@@ -344,6 +358,14 @@ class Features:
                 GeneratedImage(b64_json=base64.b64encode(data).decode()) for data in downloads
             )
         return ImageResult(created=int(time.time()), images=images)
+
+
+def _priced(info: ModelInfo | None, rule: Callable[..., int], *args: Any) -> int | None:
+    """Credits by the price rule; None when the catalog has no price (a managed key is
+    then refused: it cannot be billed; other callers pay 1min.ai directly)."""
+    if info is None or not info.credit_metadata:
+        return None
+    return rule(info, *args)
 
 
 def _default_format(model: str) -> ImageResponseFormat:

@@ -1,9 +1,11 @@
 """One chat request through policy and upstream, whatever protocol it arrived in.
 
-    handle → _prepare (policy, model, prompt, attachments) → upstream call → usage
+    handle → _prepare (model, prompt; gateway admit; attachments) → upstream call
+           → usage → gateway settle
 
 Surfaces call ``Pipeline.chat`` for a whole result or ``Pipeline.stream`` for events; both
-return core types only.
+return core types only. The gateway is asked twice per call: ``admit`` before anything is
+sent upstream (attachments included), ``settle`` once the call has ended, however it ended.
 """
 
 from __future__ import annotations
@@ -20,11 +22,13 @@ from onemin_relay.answers import Answer, Answerer, Plan, estimate_usage
 from onemin_relay.core.errors import (
     InvalidRequest,
     ModelNotFound,
+    RelayError,
     UnsupportedModel,
+    UpstreamUnavailable,
 )
 from onemin_relay.core.prompt import FlatPrompt, flatten
 from onemin_relay.core.structured import check_schema, instructions
-from onemin_relay.core.tokens import count_tokens_async
+from onemin_relay.core.tokens import count_tokens, count_tokens_async
 from onemin_relay.core.tools import check_tools, render_tools
 from onemin_relay.core.types import (
     Caller,
@@ -38,8 +42,11 @@ from onemin_relay.core.types import (
     TextDelta,
     ToolCallEvent,
     ToolSpec,
+    Usage,
 )
-from onemin_relay.gateway import upstream_key
+from onemin_relay.gateway import metering, pricing
+from onemin_relay.gateway.metering import CLIENT_CLOSED, StreamMeter
+from onemin_relay.gateway.policy import Gateway, Grant
 from onemin_relay.media import ImageFetcher, Media, decode_data_uri
 from onemin_relay.settings import Settings
 from onemin_relay.upstream import Asset, ChatCall, ModelCatalog, OneMinClient
@@ -77,17 +84,24 @@ class Pipeline:
         catalog: ModelCatalog,
         fetcher: ImageFetcher,
         settings: Settings,
+        gateway: Gateway,
     ) -> None:
         self._client = client
         self._catalog = catalog
         self._fetcher = fetcher
         self._settings = settings
+        self._gateway = gateway
         self._answers = Answerer(client, settings)
         self._asset_prefix = settings.asset_base + "/"
 
     async def chat(self, request: ChatRequest, caller: Caller) -> ChatResult:
-        plan = await self._prepare(request, caller)
-        answer = await self._answers.complete(plan)
+        plan, grant, info = await self._prepare(request, caller)
+        try:
+            answer = await self._answers.complete(plan)
+        except BaseException as exc:
+            self._settle_failure(grant, plan, info, exc)
+            raise
+        self._settle(grant, 200, plan, info, answer.usage)
         return ChatResult(
             id=uuid.uuid4().hex,
             model=request.model,
@@ -103,17 +117,30 @@ class Pipeline:
         """Stream a reply. A reply bound to a JSON format is validated (and repaired) before
         anything is sent, then streamed whole: a client never receives JSON that fails.
         With tools, text streams as it comes and possible calls are held (``answers.py``)."""
-        plan = await self._prepare(request, caller)
+        plan, grant, info = await self._prepare(request, caller)
         stream_id, created = uuid.uuid4().hex, int(time.time())
-        if plan.response_format is not None:
-            answer = await self._answers.complete(plan)
-            yield ChatStream(stream_id, request.model, created, _replay(answer), plan.call)
-            return
-        async with self._client.stream_chat(plan.call, plan.api_key) as upstream:
-            events = _with_usage(upstream, plan.call)
-            if plan.tools:
-                events = self._answers.stream(plan, events)
-            yield ChatStream(stream_id, request.model, created, events, plan.call)
+        allowance = self._output_allowance(grant, info, request)
+        meter = StreamMeter(grant, plan.call.model, allowance)
+        try:
+            if plan.response_format is not None:
+                answer = await self._answers.complete(plan)
+                events = meter.watch(_replay(answer))
+                yield ChatStream(stream_id, request.model, created, events, plan.call)
+            else:
+                async with self._client.stream_chat(plan.call, plan.api_key) as upstream:
+                    events = meter.watch(_with_usage(upstream, plan.call))
+                    if plan.tools:
+                        events = self._answers.stream(plan, events)
+                    yield ChatStream(stream_id, request.model, created, events, plan.call)
+        except BaseException as exc:
+            self._settle_failure(grant, plan, info, exc, _partial_usage(plan.call, meter))
+            raise
+        finish = meter.finish
+        if finish is None:  # the surface stopped reading before the end
+            usage = _partial_usage(plan.call, meter)
+            self._settle(grant, CLIENT_CLOSED, plan, info, usage)
+        else:
+            self._settle(grant, 200, plan, info, finish.usage)
 
     async def models(self) -> tuple[list[ModelInfo], int]:
         """Every usable model and when the list was fetched (epoch seconds)."""
@@ -128,9 +155,13 @@ class Pipeline:
             raise ModelNotFound(f"the model {model_id!r} does not exist", param="model")
         return info, int(catalog.fetched_at)
 
+    async def identify(self, caller: Caller) -> None:
+        """Check the caller's credentials (401 if wrong) without admitting a call."""
+        await self._gateway.identify(caller)
+
     async def count_tokens(self, request: ChatRequest, caller: Caller) -> int:
         """Input tokens the request would cost, without uploading or calling anything."""
-        upstream_key(caller, self._settings.api_key)
+        await self._gateway.identify(caller)
         name, _ = split_online_suffix(request.model)
         info = await self._model_info(name)
         flat = flatten(request.messages)
@@ -139,8 +170,9 @@ class Pipeline:
 
     # -- preparation -----------------------------------------------------------------
 
-    async def _prepare(self, request: ChatRequest, caller: Caller) -> Plan:
-        api_key = upstream_key(caller, self._settings.api_key)
+    async def _prepare(
+        self, request: ChatRequest, caller: Caller
+    ) -> tuple[Plan, Grant, ModelInfo | None]:
         name, web_search = split_online_suffix(request.model)
         flat = flatten(request.messages)
         if not flat.text.strip() and not flat.images and not flat.files:
@@ -158,7 +190,19 @@ class Pipeline:
         contract = render_tools(tools, request.tool_choice, request.parallel_tool_calls)
         extras = [text for text in (contract, instructions(fmt) if fmt else "") if text]
         prompt = "\n\n".join([flat.text, *extras]) if flat.text else "\n\n".join(extras)
-        images, files = await self._attach(flat, api_key)
+        attachments = len(flat.images) + len(flat.files)
+
+        async def most_cost() -> int:
+            return await self._chat_hold(info, prompt, attachments, request.max_output_tokens)
+
+        grant = await self._gateway.admit(caller, request.model, model, most_cost)
+        try:
+            images, files = await self._attach(flat, grant.api_key)
+        except BaseException as exc:
+            error = exc if isinstance(exc, RelayError) else None
+            spent = metering.spent(_status_of(exc), model, info, None, 1.0, error)
+            self._gateway.settle(grant, spent)
+            raise
         call = ChatCall(
             model=model,
             prompt=prompt,
@@ -166,15 +210,53 @@ class Pipeline:
             files=files,
             web_search=web_search or request.web_search,
         )
-        return Plan(
+        plan = Plan(
             call=call,
-            api_key=api_key,
+            api_key=grant.api_key,
             response_format=fmt,
             tools=tools,
             tool_choice=request.tool_choice,
             parallel_tool_calls=request.parallel_tool_calls,
             history=request.messages,
         )
+        return plan, grant, info
+
+    async def _chat_hold(
+        self, info: ModelInfo | None, prompt: str, attachments: int, max_output: int | None
+    ) -> int:
+        """The most a chat call can cost, in nano-USD; it cannot be billed without prices."""
+        if info is None:
+            raise UpstreamUnavailable("the 1min.ai price list is unavailable; cannot bill the call")
+        tokens = await estimate_input_tokens(prompt, info.id, attachments)
+        credits, _ = pricing.chat_hold(info, tokens, max_output)
+        return pricing.credits_to_nanos(credits, self._settings.credits_per_usd)
+
+    def _output_allowance(
+        self, grant: Grant, info: ModelInfo | None, request: ChatRequest
+    ) -> int | None:
+        if not grant.paid or info is None:
+            return None
+        return pricing.output_allowance(info, request.max_output_tokens)
+
+    def _settle(
+        self, grant: Grant, status: int, plan: Plan, info: ModelInfo | None, usage: Usage | None
+    ) -> None:
+        rate = self._settings.credits_per_usd
+        self._gateway.settle(grant, metering.spent(status, plan.call.model, info, usage, rate))
+
+    def _settle_failure(
+        self,
+        grant: Grant,
+        plan: Plan,
+        info: ModelInfo | None,
+        exc: BaseException,
+        usage: Usage | None = None,
+    ) -> None:
+        error = exc if isinstance(exc, RelayError) else None
+        rate = self._settings.credits_per_usd
+        status = _status_of(exc)
+        spent = metering.spent(status, plan.call.model, info, usage, rate, error)
+        self._gateway.settle(grant, spent)
 
     async def _model_info(self, model: str) -> ModelInfo | None:
         """The catalog entry for a chat model; None when the catalog cannot be read."""
@@ -230,6 +312,25 @@ def _offered_tools(request: ChatRequest) -> tuple[ToolSpec, ...]:
     if choice is not None and choice.mode == "none":
         return ()
     return request.tools
+
+
+def _status_of(exc: BaseException) -> int:
+    if isinstance(exc, RelayError):
+        return exc.status
+    if isinstance(exc, asyncio.CancelledError | GeneratorExit):
+        return CLIENT_CLOSED
+    return 500
+
+
+def _partial_usage(call: ChatCall, meter: StreamMeter) -> Usage | None:
+    """What a stream that did not finish used, as far as the relay saw it. Counted in
+    place: this runs while the request is being cancelled, where awaiting is unsafe."""
+    if meter.finish is not None and meter.finish.usage is not None:
+        return meter.finish.usage
+    if meter.size == 0:
+        return None
+    inputs = count_tokens(call.prompt, call.model)
+    return Usage(inputs, count_tokens("".join(meter.text), call.model), estimated=True)
 
 
 async def _replay(answer: Answer) -> AsyncIterator[StreamEvent]:

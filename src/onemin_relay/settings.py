@@ -31,8 +31,24 @@ class Settings:
     log_level: str = "info"
 
     # scaled-out backends (not needed for a single process)
-    redis_url: str | None = None
-    database_url: str | None = None
+    redis_url: str | None = field(default=None, repr=False)
+    # the gateway store: SQLite in ``data_dir`` unless this is a postgresql:// URL
+    database_url: str | None = field(default=None, repr=False)
+    data_dir: str = "./data"
+
+    # who may call: plain bring-your-own-key needs no relay key unless this is set;
+    # ``allow_anonymous`` lets a caller with no key at all spend the server's ONEMIN_API_KEY
+    require_relay_key: bool = False
+    allow_anonymous: bool = False
+    # the admin API (/admin/v1) is off without a token
+    admin_token: str | None = field(default=None, repr=False)
+
+    # money: what one 1min.ai credit costs the operator, and how holds are kept
+    credits_per_usd: float = 3_000_000.0
+    hold_lease: float = 90.0  # a hold not renewed for this long is swept as unsettled
+    sweep_interval: float = 30.0
+    ledger_queue_size: int = 10_000
+    ledger_batch_size: int = 500
 
     # upstream timeouts, seconds: connect, first byte, idle between stream reads, total cap
     connect_timeout: float = 5.0
@@ -74,9 +90,20 @@ class Settings:
                 raise SettingsError(f"{_PREFIX}{name.upper()} must be greater than 0")
         if not 0 < self.port < 65536:
             raise SettingsError(f"{_PREFIX}PORT must be between 1 and 65535")
+        for name in ("credits_per_usd", "hold_lease", "sweep_interval"):
+            if getattr(self, name) <= 0:
+                raise SettingsError(f"{_PREFIX}{name.upper()} must be greater than 0")
+        if self.ledger_queue_size < 1 or self.ledger_batch_size < 1:
+            raise SettingsError(f"{_PREFIX}LEDGER_QUEUE_SIZE and _BATCH_SIZE must be positive")
+        if self.hold_lease < 2 * self.sweep_interval:
+            raise SettingsError(f"{_PREFIX}HOLD_LEASE must be at least twice SWEEP_INTERVAL")
         for name in ("upstream_retries", "structured_retries", "tool_repair_retries"):
             if getattr(self, name) < 0:
                 raise SettingsError(f"{_PREFIX}{name.upper()} must not be negative")
+        if self.database_url and not self.database_url.startswith(
+            ("postgresql://", "postgres://", "sqlite:///")
+        ):
+            raise SettingsError(f"{_PREFIX}DATABASE_URL must be a postgresql:// or sqlite:/// URL")
         for name in ("upstream_url", "asset_url"):
             if not getattr(self, name).startswith(("http://", "https://")):
                 raise SettingsError(f"{_PREFIX}{name.upper()} must be an http(s) URL")
@@ -93,6 +120,11 @@ class Settings:
             values[spec.name] = _convert(spec.name, spec.type, raw)
         values.update(overrides)
         return cls(**values)
+
+    @property
+    def uses_postgres(self) -> bool:
+        url = self.database_url or ""
+        return url.startswith(("postgresql://", "postgres://"))
 
     @property
     def upstream_base(self) -> str:

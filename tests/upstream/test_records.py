@@ -36,7 +36,7 @@ def _body(result: Any = ("Pong",), metadata: Any = LIVE_METADATA, **record: Any)
 
 def test_live_envelope_parsed() -> None:
     assert parse_chat_response(_body()) == ChatRecord(
-        text="Pong", finish_reason="stop", usage=Usage(98, 3), record_id="rec-1"
+        text="Pong", finish_reason="stop", usage=Usage(98, 3, credits=45), record_id="rec-1"
     )
 
 

@@ -115,7 +115,7 @@ def test_healthy_stream_live_shape() -> None:
         TextDelta("P"),
         TextDelta("ong"),
         TextDelta(" héllo 🌍 トラベル"),
-        Finish("stop", Usage(98, 3)),
+        Finish("stop", Usage(98, 3, credits=45)),
     ]
 
 
@@ -204,7 +204,7 @@ def test_failed_record_in_result_raises() -> None:
 
 def test_stream_without_done_after_result_completes() -> None:
     body = (content("Hi") + result("Hi")).encode()
-    assert parse(body) == [TextDelta("Hi"), Finish("stop", Usage(98, 3))], (
+    assert parse(body) == [TextDelta("Hi"), Finish("stop", Usage(98, 3, credits=45))], (
         "the record is the last thing that matters; a missing done is not a failure"
     )
 
@@ -282,7 +282,11 @@ def test_multi_line_data_joined() -> None:
 
 def test_crlf_stream() -> None:
     body = (content("a") + content("b") + result("ab") + DONE).replace("\n", "\r\n")
-    assert parse(body.encode()) == [TextDelta("a"), TextDelta("b"), Finish("stop", Usage(98, 3))]
+    assert parse(body.encode()) == [
+        TextDelta("a"),
+        TextDelta("b"),
+        Finish("stop", Usage(98, 3, credits=45)),
+    ]
 
 
 def test_cr_lf_split_across_chunks() -> None:
@@ -324,11 +328,11 @@ def test_crawl_line_after_real_text_kept() -> None:
 
 def test_reply_that_is_only_crawl_noise_is_empty() -> None:
     events = parse((content(CRAWL) + content("\n") + result(CRAWL) + DONE).encode())
-    assert events == [Finish("stop", Usage(98, 3))]
+    assert events == [Finish("stop", Usage(98, 3, credits=45))]
 
 
 def test_undecided_start_released_at_result() -> None:
-    assert parse(stream("🌐")) == [TextDelta("🌐"), Finish("stop", Usage(98, 3))], (
+    assert parse(stream("🌐")) == [TextDelta("🌐"), Finish("stop", Usage(98, 3, credits=45))], (
         "text held as possible noise is released once the reply is known to be over"
     )
 

@@ -6,6 +6,7 @@
     │   └── ToolLoopDetected        400  tool_loop_detected
     ├── AuthenticationFailed        401  invalid_api_key
     ├── InsufficientBalance         402  insufficient_balance
+    │   └── InsufficientPrepaidBalance  402  insufficient_prepaid_balance (+ amounts)
     ├── PermissionDenied            403  permission_denied
     ├── NotFound                    404  not_found
     │   └── ModelNotFound           404  model_not_found
@@ -19,20 +20,26 @@
         └── UpstreamTimeout         504  upstream_timeout  (also a TimeoutError)
 
 A surface chooses only the envelope; the class decides the status. Messages are written
-for the client and must never contain a credential.
+for the client and must never contain a credential. ``kind``, when set, is the error
+``type`` every envelope shows instead of its protocol's own word, and ``details`` are extra
+fields added to the envelope's error object.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 
 class RelayError(Exception):
     status: int = 500
     code: str = "internal_error"
+    kind: str | None = None
 
     def __init__(self, message: str, *, param: str | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.param = param
+        self.details: dict[str, Any] = {}
 
 
 class InvalidRequest(RelayError):
@@ -58,6 +65,22 @@ class AuthenticationFailed(RelayError):
 class InsufficientBalance(RelayError):
     status = 402
     code = "insufficient_balance"
+
+
+class InsufficientPrepaidBalance(InsufficientBalance):
+    """A managed key's balance, less what its calls in flight hold, cannot cover the most
+    this call may cost. Nothing was sent upstream."""
+
+    code = "insufficient_prepaid_balance"
+    kind = "insufficient_prepaid_balance"
+
+    def __init__(self, balance_usd: float, reserved_usd: float, required_usd: float) -> None:
+        super().__init__("Insufficient prepaid balance.")
+        self.details = {
+            "balance_usd": balance_usd,
+            "reserved_usd": reserved_usd,
+            "required_usd": required_usd,
+        }
 
 
 class PermissionDenied(RelayError):

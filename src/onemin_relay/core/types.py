@@ -89,10 +89,15 @@ class ToolChoice(msgspec.Struct, frozen=True):
 
 
 class Caller(msgspec.Struct, frozen=True):
-    """Who is calling: the credential the client presented (if any) and its address."""
+    """Who is calling: the credential the client presented (if any), the relay key from
+    the URL path (if any), its address, and which surface and request this is."""
 
     api_key: str | None
     client_ip: str = ""
+    relay_key: str | None = None
+    surface: str = ""
+    request_id: str = ""
+    idempotency_key: str | None = None
 
 
 class ChatRequest(msgspec.Struct, frozen=True):
@@ -113,6 +118,7 @@ class Usage(msgspec.Struct, frozen=True):
     input_tokens: int
     output_tokens: int
     estimated: bool = False
+    credits: int | None = None  # what 1min.ai charged, when it said
 
     @property
     def total_tokens(self) -> int:
@@ -164,3 +170,5 @@ class ModelInfo(msgspec.Struct, frozen=True):
     vision: bool = False
     context_window: int | None = None
     max_output_tokens: int | None = None
+    # 1min.ai's ``creditMetadata``: token prices for chat, a price table for the rest
+    credit_metadata: dict[str, Any] | None = None

@@ -187,7 +187,8 @@ def error_type(exc: RelayError) -> str:
 
 
 def error_body(exc: RelayError) -> dict[str, Any]:
-    return {"type": "error", "error": {"type": error_type(exc), "message": exc.message}}
+    error = {"type": exc.kind or error_type(exc), "message": exc.message, **exc.details}
+    return {"type": "error", "error": error}
 
 
 def render_error(exc: RelayError) -> web.Response:

@@ -22,6 +22,7 @@ from onemin_relay.core.errors import (
 )
 from onemin_relay.core.types import Caller, FilePart
 from onemin_relay.features import Features
+from onemin_relay.gateway.policy import Gateway
 from onemin_relay.gateway.store import ResponseStore
 from onemin_relay.metrics import METRICS
 from onemin_relay.pipeline import Pipeline
@@ -33,6 +34,7 @@ PIPELINE = web.AppKey("pipeline", Pipeline)
 FEATURES = web.AppKey("features", Features)
 SETTINGS = web.AppKey("settings", Settings)
 RESPONSE_STORE = web.AppKey("response_store", ResponseStore)
+GATEWAY = web.AppKey("gateway", Gateway)
 
 T = TypeVar("T")
 

@@ -173,7 +173,10 @@ def status_name(exc: RelayError) -> str:
 
 
 def error_body(exc: RelayError) -> dict[str, Any]:
-    return {"error": {"code": exc.status, "message": exc.message, "status": status_name(exc)}}
+    error = {"code": exc.status, "message": exc.message, "status": status_name(exc)}
+    if exc.kind:
+        error["reason"] = exc.kind
+    return {"error": {**error, **exc.details}}
 
 
 def render_error(exc: RelayError) -> web.Response:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import orjson
 from aiohttp import web
 
@@ -31,13 +33,14 @@ def error_type(exc: RelayError) -> str:
     return "invalid_request_error" if exc.status < 500 else "server_error"
 
 
-def error_body(exc: RelayError) -> dict[str, dict[str, str | None]]:
+def error_body(exc: RelayError) -> dict[str, dict[str, Any]]:
     return {
         "error": {
             "message": exc.message,
-            "type": error_type(exc),
+            "type": exc.kind or error_type(exc),
             "param": exc.param,
             "code": exc.code,
+            **exc.details,
         }
     }
 

@@ -47,7 +47,6 @@ from onemin_relay.core.types import (
     TextPart,
     ToolCall,
 )
-from onemin_relay.gateway import upstream_key
 from onemin_relay.gateway.store import ResponseStore, StoredResponse, owner_of
 from onemin_relay.surfaces.common import (
     PIPELINE,
@@ -81,7 +80,7 @@ _conversation_decoder = msgspec.msgpack.Decoder(tuple[Message, ...])
 async def create_response(request: web.Request) -> web.StreamResponse:
     body = decode_body(await read_json(request))
     caller = caller_from(request, "x-api-key")
-    upstream_key(caller, request.app[SETTINGS].api_key)
+    await request.app[PIPELINE].identify(caller)
     store = request.app[RESPONSE_STORE]
     owner = owner_of(caller.api_key)
     call = parse_request(body, await _history(store, body.previous_response_id, owner))
@@ -130,17 +129,17 @@ async def _remember(
     await store.put(StoredResponse(call.shell.id, owner, response, conversation))
 
 
-def _stored(request: web.Request) -> tuple[ResponseStore, str, str]:
+async def _stored(request: web.Request) -> tuple[ResponseStore, str, str]:
     """The store, the caller's owner id and the response id named in the path."""
     caller = caller_from(request, "x-api-key")
-    upstream_key(caller, request.app[SETTINGS].api_key)
+    await request.app[PIPELINE].identify(caller)
     return request.app[RESPONSE_STORE], owner_of(caller.api_key), request.match_info["id"]
 
 
 async def retrieve_response(request: web.Request) -> web.Response:
     if request.query.get("stream", "").lower() in ("true", "1"):
         raise InvalidRequest("streaming a stored response is not supported", param="stream")
-    store, owner, response_id = _stored(request)
+    store, owner, response_id = await _stored(request)
     entry = await store.get(response_id, owner)
     if entry is None:
         raise _not_found(response_id)
@@ -148,7 +147,7 @@ async def retrieve_response(request: web.Request) -> web.Response:
 
 
 async def delete_response(request: web.Request) -> web.Response:
-    store, owner, response_id = _stored(request)
+    store, owner, response_id = await _stored(request)
     if not await store.delete(response_id, owner):
         raise _not_found(response_id)
     return json_response({"id": response_id, "object": "response", "deleted": True})

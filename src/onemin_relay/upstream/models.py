@@ -162,6 +162,7 @@ def _to_model_info(entry: CatalogEntry, kind: ModelKind) -> ModelInfo:
         vision=kind == "chat" and "image" in inputs,
         context_window=_int_or_none(credits.get("CONTEXT")),
         max_output_tokens=_int_or_none(credits.get("MAX_OUTPUT_TOKEN")),
+        credit_metadata=credits or None,
     )
 
 

@@ -7,6 +7,7 @@ Structs hold only the fields we read; everything else the upstream adds is ignor
 
 from __future__ import annotations
 
+import math
 from typing import Final
 
 import msgspec
@@ -116,6 +117,7 @@ class _Metadata(msgspec.Struct):
     inputToken: float | None = None
     outputToken: float | None = None
     finishReason: str | None = None
+    credit: float | None = None
 
 
 class _Detail(msgspec.Struct):
@@ -192,7 +194,8 @@ def _usage(metadata: _Metadata | None) -> Usage | None:
     input_tokens, output_tokens = int(metadata.inputToken), int(metadata.outputToken)
     if input_tokens == output_tokens == 0:
         return None
-    return Usage(input_tokens, output_tokens)
+    credits = None if metadata.credit is None else math.ceil(metadata.credit)
+    return Usage(input_tokens, output_tokens, credits=credits)
 
 
 # -- non-streamed reply ----------------------------------------------------------------

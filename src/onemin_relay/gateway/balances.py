@@ -1,0 +1,75 @@
+"""Prepaid balances: hold the most a call can cost, and release holds nobody will settle.
+
+A hold is one conditional update (``balance - reserved >= amount``), so a burst of calls can
+never overdraw a key however they interleave, in one process or many. The process that took a
+hold renews its lease while it runs; if it dies, the lease runs out and any process's sweeper
+releases the hold and records the call as unsettled on the ledger, never silently.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import time
+
+from onemin_relay.core.errors import InsufficientPrepaidBalance
+from onemin_relay.gateway.keys import KeyRecord, nanos_to_usd
+from onemin_relay.gateway.storage import Hold, Store
+
+log = logging.getLogger(__name__)
+
+IDEMPOTENCY_TTL = 24 * 3600.0
+
+
+class Balances:
+    def __init__(self, store: Store, *, owner: str, lease: float, sweep_interval: float) -> None:
+        self._store = store
+        self.owner = owner  # this process, in the holds it takes
+        self._lease = lease
+        self._interval = sweep_interval
+
+    async def hold(
+        self, key: KeyRecord, amount: int, *, request_id: str, surface: str, model: str
+    ) -> str:
+        """Hold ``amount`` nano-USD on ``key``; the hold's id, or 402 with the key's state."""
+        now = time.time()
+        hold = Hold(
+            id="hold_" + secrets.token_hex(8),
+            key_id=key.id,
+            amount=amount,
+            owner=self.owner,
+            created_at=now,
+            expires_at=now + self._lease,
+            request_id=request_id,
+            project=key.project,
+            surface=surface,
+            model=model,
+        )
+        taken, record = await self._store.reserve(hold)
+        if not taken:
+            state = record or key
+            raise InsufficientPrepaidBalance(
+                nanos_to_usd(state.balance), nanos_to_usd(state.reserved), nanos_to_usd(amount)
+            )
+        return hold.id
+
+    async def maintain(self) -> None:
+        """Every interval: renew this process's holds, sweep everyone's expired ones and
+        forget idempotency keys older than a day. Runs until cancelled."""
+        while True:
+            await asyncio.sleep(self._interval)
+            try:
+                await self.tend(time.time())
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.error("hold maintenance failed: %s", exc)
+
+    async def tend(self, now: float) -> int:
+        await self._store.renew(self.owner, now + self._lease)
+        swept = await self._store.sweep(now)
+        if swept:
+            log.warning("released %d holds left by a stopped process (unsettled)", swept)
+        await self._store.forget_before(now - IDEMPOTENCY_TTL)
+        return swept

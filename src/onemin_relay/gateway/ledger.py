@@ -1,0 +1,102 @@
+"""The ledger writer: settlements written in batches off the request path, never dropped.
+
+A request takes a slot when it is admitted and gives it back only once its settlement (the
+money change and its ledger row, one transaction) is committed. The slots are bounded: when
+the store falls behind or is down, new requests are refused with 503 before anything is sent
+upstream, rather than served without a record. A failed batch is retried, never discarded;
+``drain`` waits for every pending row on shutdown.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+
+from onemin_relay.gateway.storage import Settlement, Store
+
+log = logging.getLogger(__name__)
+
+RETRY_DELAYS = (0.1, 0.5, 1.0, 2.0, 5.0)
+
+
+class LedgerFull(Exception):
+    """No slot left for another request's ledger row."""
+
+
+class LedgerWriter:
+    def __init__(self, store: Store, *, capacity: int, batch_size: int) -> None:
+        self._store = store
+        self._capacity = capacity
+        self._batch_size = batch_size
+        self._in_use = 0
+        self._pending: deque[Settlement] = deque()
+        self._wake = asyncio.Event()
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._task: asyncio.Task[None] | None = None
+        self.written = 0
+        self.failures = 0
+
+    @property
+    def in_use(self) -> int:
+        return self._in_use
+
+    @property
+    def pending(self) -> int:
+        return len(self._pending)
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="ledger-writer")
+
+    def take_slot(self) -> None:
+        """Reserve room for one request's row; raises ``LedgerFull`` when there is none."""
+        if self._in_use >= self._capacity:
+            raise LedgerFull
+        self._in_use += 1
+
+    def submit(self, settlement: Settlement) -> None:
+        """Queue a settlement for a request that holds a slot (freed once it is written)."""
+        self._pending.append(settlement)
+        self._idle.clear()
+        self._wake.set()
+
+    async def drain(self, grace: float) -> bool:
+        """Wait until every queued settlement is written (or ``grace`` seconds pass); then stop."""
+        try:
+            async with asyncio.timeout(grace):
+                await self._idle.wait()
+        except TimeoutError:
+            log.error("ledger: %d settlements still unwritten at shutdown", len(self._pending))
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+        return not self._pending
+
+    async def _run(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            while self._pending:
+                batch = [self._pending[i] for i in range(min(self._batch_size, len(self._pending)))]
+                await self._write(batch)
+                for _ in batch:
+                    self._pending.popleft()
+                self._in_use -= len(batch)
+                self.written += len(batch)
+            self._idle.set()
+
+    async def _write(self, batch: list[Settlement]) -> None:
+        attempt = 0
+        while True:
+            try:
+                await self._store.settle(batch)
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                self.failures += 1
+                delay = RETRY_DELAYS[min(attempt, len(RETRY_DELAYS) - 1)]
+                log.error("ledger: writing %d rows failed (%s); retrying", len(batch), exc)
+                attempt += 1
+                await asyncio.sleep(delay)

@@ -1,0 +1,270 @@
+"""The one interface the pipeline asks: ``admit`` before upstream, ``settle`` after.
+
+``admit`` answers "may this caller make this call, and at what most-cost": it finds who is
+calling (bring-your-own-key, relay key in the path, managed key), refuses what the operator
+has closed, checks the key's models, holds the most the call can cost against a managed
+key's balance (402 before anything is sent upstream) and takes a ledger slot (503 if the
+ledger cannot keep up). ``settle`` answers "what did it cost": it charges the real cost,
+releases the rest of the hold and writes the ledger row, in one transaction.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import Literal, TypeAlias
+
+import msgspec
+
+from onemin_relay.core.errors import (
+    AuthenticationFailed,
+    PermissionDenied,
+    RelayError,
+    UpstreamUnavailable,
+)
+from onemin_relay.core.types import Caller
+from onemin_relay.gateway.balances import Balances
+from onemin_relay.gateway.keys import KeyRecord, hash_key, kind_of
+from onemin_relay.gateway.ledger import LedgerFull, LedgerWriter
+from onemin_relay.gateway.pricing import credits_to_nanos
+from onemin_relay.gateway.storage import LedgerRow, Outcome, Settlement, Store
+from onemin_relay.settings import Settings
+
+log = logging.getLogger(__name__)
+
+Mode: TypeAlias = Literal["byok", "relay", "managed", "anonymous"]
+HoldEstimate: TypeAlias = Callable[[], Awaitable[int]]  # nano-USD
+
+
+class Grant(msgspec.Struct):
+    """An admitted call: the key it goes upstream with and what it may spend."""
+
+    request_id: str
+    mode: Mode
+    api_key: str  # the 1min.ai key sent upstream; never logged
+    surface: str
+    requested_model: str
+    started: float
+    key: KeyRecord | None = None
+    hold_id: str | None = None
+    hold: int = 0  # nano-USD held
+    first_byte: float | None = None
+    settled: bool = False
+
+    @property
+    def paid(self) -> bool:
+        return self.key is not None and self.mode == "managed"
+
+
+class Spent(msgspec.Struct, frozen=True):
+    """How a call ended, for its settlement."""
+
+    status: int
+    upstream_model: str
+    input_tokens: int = 0
+    output_tokens: int = 0
+    credits: int = 0
+    cost: int = 0  # nano-USD
+    error_code: str | None = None
+    conversation_id: str | None = None
+
+
+class Gateway:
+    def __init__(self, store: Store, ledger: LedgerWriter, settings: Settings) -> None:
+        self.store = store
+        self.ledger = ledger
+        self._settings = settings
+        self.balances = Balances(
+            store,
+            owner=f"relay-{uuid.uuid4().hex[:12]}",
+            lease=settings.hold_lease,
+            sweep_interval=settings.sweep_interval,
+        )
+
+    async def identify(self, caller: Caller) -> tuple[Mode, KeyRecord | None, str]:
+        """(mode, gateway key, 1min.ai key to send upstream); 401/403 for the wrong ones."""
+        presented = caller.api_key
+        if caller.relay_key is not None:
+            return await self._relay_mode(caller.relay_key, presented)
+        if presented and kind_of(presented) == "relay":
+            raise AuthenticationFailed(
+                "this is a relay key: put it in the URL path (https://host/<relay-key>/v1) "
+                "and send your 1min.ai key as the API key"
+            )
+        if presented and kind_of(presented) == "managed":
+            key = await self._known_key(presented, "managed")
+            return "managed", key, self._server_key("managed keys")
+        if presented:
+            if self._settings.require_relay_key:
+                raise AuthenticationFailed(
+                    "this relay requires a relay key in the URL path "
+                    "(https://host/<relay-key>/v1) or a managed key (sk-onemin-…)"
+                )
+            return "byok", None, presented
+        if self._settings.allow_anonymous and self._settings.api_key:
+            return "anonymous", None, self._settings.api_key
+        raise AuthenticationFailed(
+            "no API key: send your 1min.ai key or a managed key (sk-onemin-…) as "
+            "'Authorization: Bearer <key>' or 'x-api-key'"
+        )
+
+    async def admit(
+        self, caller: Caller, requested_model: str, upstream_model: str, estimate: HoldEstimate
+    ) -> Grant:
+        """Admit one call; ``estimate`` (called only for paid calls) is its most-cost."""
+        mode, key, api_key = await self.identify(caller)
+        if key is not None and not (key.allows(requested_model) or key.allows(upstream_model)):
+            self._refuse(caller, mode, key, requested_model, 403, "model_not_allowed")
+            raise PermissionDenied(f"this key may not use the model {requested_model!r}")
+        grant = Grant(
+            request_id=caller.request_id or uuid.uuid4().hex,
+            mode=mode,
+            api_key=api_key,
+            surface=caller.surface,
+            requested_model=requested_model,
+            started=time.monotonic(),
+            key=key,
+        )
+        self._take_slot()
+        if grant.paid and key is not None:
+            try:
+                grant.hold = await estimate()
+                grant.hold_id = await self.balances.hold(
+                    key,
+                    grant.hold,
+                    request_id=grant.request_id,
+                    surface=grant.surface,
+                    model=upstream_model,
+                )
+            except RelayError as exc:
+                self.ledger.submit(_refusal(grant, upstream_model, exc.status, exc.code))
+                raise
+            except BaseException:
+                self.ledger.submit(_refusal(grant, upstream_model, 503, "store_unavailable"))
+                raise
+        return grant
+
+    def settle(self, grant: Grant, spent: Spent) -> None:
+        """Queue the settlement: charge, release, ledger row (one transaction, batched)."""
+        if grant.settled:
+            return
+        grant.settled = True
+        outcome: Outcome = "ok" if spent.status < 400 else "error"
+        row = _row(grant, spent, outcome)
+        key = grant.key
+        paid_key = key.id if grant.paid and key else None
+        self.ledger.submit(Settlement(row, key_id=paid_key, hold_id=grant.hold_id))
+
+    @asynccontextmanager
+    async def flat_call(
+        self, caller: Caller, requested_model: str, upstream_model: str, credits: int | None
+    ) -> AsyncIterator[Grant]:
+        """Admit, run and settle a call priced up front (images, audio, speech): held and
+        charged at the price rule's figure, nothing charged when it fails. ``None``: no
+        price is known, which only a caller who pays 1min.ai directly may accept."""
+        rate = self._settings.credits_per_usd
+        cost = 0 if credits is None else credits_to_nanos(credits, rate)
+
+        async def most_cost() -> int:
+            if credits is None:
+                raise UpstreamUnavailable(f"1min.ai lists no price for {upstream_model!r}")
+            return cost
+
+        grant = await self.admit(caller, requested_model, upstream_model, most_cost)
+        try:
+            yield grant
+        except BaseException as exc:
+            status, code = (exc.status, exc.code) if isinstance(exc, RelayError) else (499, None)
+            self.settle(grant, Spent(status, upstream_model, error_code=code))
+            raise
+        self.settle(grant, Spent(200, upstream_model, credits=credits or 0, cost=cost))
+
+    # -- steps -----------------------------------------------------------------------------
+
+    async def _relay_mode(
+        self, relay_key: str, presented: str | None
+    ) -> tuple[Mode, KeyRecord | None, str]:
+        if kind_of(relay_key) != "relay":
+            raise AuthenticationFailed(
+                "the URL path holds something that is not a relay key: put your 1min.ai key "
+                "in the API key field, and only a relay key (rk-onemin-…) in the path"
+            )
+        key = await self._known_key(relay_key, "relay")
+        if not presented or kind_of(presented) is not None:
+            raise AuthenticationFailed(
+                "with a relay key in the URL path, send your own 1min.ai key as the API key "
+                "('Authorization: Bearer <1min.ai key>', 'x-api-key' or 'x-goog-api-key')"
+            )
+        return "relay", key, presented
+
+    async def _known_key(self, secret: str, kind: str) -> KeyRecord:
+        key = await self.store.key_by_hash(hash_key(secret))
+        if key is None or key.kind != kind:
+            raise AuthenticationFailed(f"unknown {kind} key")
+        if key.revoked_at is not None:
+            raise AuthenticationFailed(f"this {kind} key has been revoked")
+        if not key.usable_at(time.time()):
+            raise AuthenticationFailed(f"this {kind} key has expired")
+        return key
+
+    def _server_key(self, what: str) -> str:
+        if not self._settings.api_key:
+            raise UpstreamUnavailable(f"{what} need the operator's 1min.ai key (ONEMIN_API_KEY)")
+        return self._settings.api_key
+
+    def _take_slot(self) -> None:
+        try:
+            self.ledger.take_slot()
+        except LedgerFull:
+            raise UpstreamUnavailable(
+                "the relay cannot record usage right now; try again shortly"
+            ) from None
+
+    def _refuse(
+        self, caller: Caller, mode: Mode, key: KeyRecord, model: str, status: int, code: str
+    ) -> None:
+        grant = Grant(
+            request_id=caller.request_id or uuid.uuid4().hex,
+            mode=mode,
+            api_key="",
+            surface=caller.surface,
+            requested_model=model,
+            started=time.monotonic(),
+            key=key,
+        )
+        self._take_slot()
+        self.ledger.submit(_refusal(grant, model, status, code))
+
+
+def _refusal(grant: Grant, model: str, status: int, code: str) -> Settlement:
+    """A refused call's row: nothing sent upstream, nothing charged."""
+    return Settlement(_row(grant, Spent(status, model, error_code=code), "refused"))
+
+
+def _row(grant: Grant, spent: Spent, outcome: Outcome) -> LedgerRow:
+    now = time.monotonic()
+    ttfb = None if grant.first_byte is None else (grant.first_byte - grant.started) * 1000
+    key = grant.key
+    return LedgerRow(
+        at=time.time(),
+        request_id=grant.request_id,
+        key_id=key.id if key else None,
+        project=key.project if key else None,
+        mode=grant.mode,
+        surface=grant.surface,
+        requested_model=grant.requested_model,
+        upstream_model=spent.upstream_model,
+        status=spent.status,
+        outcome=outcome,
+        input_tokens=spent.input_tokens,
+        output_tokens=spent.output_tokens,
+        credits=spent.credits,
+        cost=spent.cost if grant.paid else 0,
+        latency_ms=(now - grant.started) * 1000,
+        ttfb_ms=ttfb,
+        conversation_id=spent.conversation_id,
+        error_code=spent.error_code,
+    )

@@ -1,0 +1,329 @@
+"""The embedded store: one SQLite file in WAL mode.
+
+Every operation is one function run whole on the store's own thread, so a transaction costs a
+single hop off the event loop (aiosqlite hops once per statement: a hold would take four).
+``BEGIN IMMEDIATE`` takes the write lock up front, so processes sharing the file serialise
+their money updates instead of failing half-way; ``busy_timeout`` makes them wait their turn.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sqlite3
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar
+
+import msgspec
+
+from onemin_relay.gateway.keys import KeyRecord
+from onemin_relay.gateway.storage import (
+    KEY_COLUMNS,
+    LEDGER_COLUMNS,
+    MIGRATIONS,
+    GroupBy,
+    Hold,
+    LedgerRow,
+    Remembered,
+    Settlement,
+    UsageRow,
+    charge_for,
+    key_from_row,
+    key_values,
+    ledger_from_row,
+    ledger_values,
+    schema,
+    stored_change,
+    unsettled_row,
+)
+
+T = TypeVar("T")
+
+
+def _marks(count: int) -> str:
+    return ", ".join("?" * count)
+
+
+GROUPS = {"key": "COALESCE(key_id, '-')", "model": "upstream_model", "day": "date(at, 'unixepoch')"}
+_LEDGER_INSERT = f"INSERT INTO ledger ({LEDGER_COLUMNS}) VALUES ({_marks(19)})"
+
+
+class SqliteStore:
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-store")
+        self._db: sqlite3.Connection | None = None
+
+    async def open(self) -> None:
+        await self._run(self._connect)
+
+    async def close(self) -> None:
+        def close(db: sqlite3.Connection) -> None:
+            db.close()
+
+        if self._db is not None:
+            await self._run(close)
+            self._db = None
+        self._executor.shutdown(wait=True)
+
+    async def migrate(self) -> int:
+        return await self._run(_migrate)
+
+    # -- keys ----------------------------------------------------------------------------
+
+    async def add_key(self, record: KeyRecord) -> None:
+        def add(db: sqlite3.Connection) -> None:
+            with db:
+                db.execute(
+                    f"INSERT INTO keys ({KEY_COLUMNS}) VALUES ({_marks(15)})", key_values(record)
+                )
+
+        await self._run(add)
+
+    async def key(self, key_id: str) -> KeyRecord | None:
+        return await self._run(lambda db: _one_key(db, "id", key_id))
+
+    async def key_by_hash(self, key_hash: str) -> KeyRecord | None:
+        return await self._run(lambda db: _one_key(db, "hash", key_hash))
+
+    async def keys(self) -> list[KeyRecord]:
+        def read(db: sqlite3.Connection) -> list[KeyRecord]:
+            rows = db.execute(f"SELECT {KEY_COLUMNS} FROM keys ORDER BY created_at").fetchall()
+            return [key_from_row(row) for row in rows]
+
+        return await self._run(read)
+
+    async def update_key(self, key_id: str, changes: dict[str, object]) -> KeyRecord | None:
+        def update(db: sqlite3.Connection) -> KeyRecord | None:
+            if changes:
+                columns = ", ".join(f"{name} = ?" for name in changes)
+                values = [stored_change(name, value) for name, value in changes.items()]
+                with db:
+                    db.execute(f"UPDATE keys SET {columns} WHERE id = ?", (*values, key_id))
+            return _one_key(db, "id", key_id)
+
+        return await self._run(update)
+
+    async def top_up(self, key_id: str, amount: int) -> KeyRecord | None:
+        def top_up(db: sqlite3.Connection) -> KeyRecord | None:
+            with db:
+                db.execute("UPDATE keys SET balance = balance + ? WHERE id = ?", (amount, key_id))
+            return _one_key(db, "id", key_id)
+
+        return await self._run(top_up)
+
+    # -- money ---------------------------------------------------------------------------
+
+    async def reserve(self, hold: Hold) -> tuple[bool, KeyRecord | None]:
+        def reserve(db: sqlite3.Connection) -> tuple[bool, KeyRecord | None]:
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                taken = db.execute(
+                    "UPDATE keys SET reserved = reserved + ? "
+                    "WHERE id = ? AND balance - reserved >= ?",
+                    (hold.amount, hold.key_id, hold.amount),
+                ).rowcount
+                if taken:
+                    db.execute(
+                        f"INSERT INTO holds VALUES ({_marks(10)})",
+                        (hold.id, hold.key_id, hold.amount, hold.owner, hold.created_at,
+                         hold.expires_at, hold.request_id, hold.project, hold.surface, hold.model),
+                    )  # fmt: skip
+                record = _one_key(db, "id", hold.key_id)
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            return bool(taken), record
+
+        return await self._run(reserve)
+
+    async def renew(self, owner: str, expires_at: float) -> int:
+        def renew(db: sqlite3.Connection) -> int:
+            with db:
+                sql = "UPDATE holds SET expires_at = ? WHERE owner = ?"
+                return db.execute(sql, (expires_at, owner)).rowcount
+
+        return await self._run(renew)
+
+    async def settle(self, batch: list[Settlement]) -> None:
+        def settle(db: sqlite3.Connection) -> None:
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                for item in batch:
+                    _settle_one(db, item)
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+
+        await self._run(settle)
+
+    async def sweep(self, now: float) -> int:
+        def sweep(db: sqlite3.Connection) -> int:
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                expired = db.execute(
+                    "DELETE FROM holds WHERE expires_at < ? RETURNING id, key_id, amount, "
+                    "request_id, project, surface, model",
+                    (now,),
+                ).fetchall()
+                for _, key_id, amount, request_id, project, surface, model in expired:
+                    db.execute(
+                        "UPDATE keys SET reserved = reserved - ? WHERE id = ?", (amount, key_id)
+                    )
+                    row = unsettled_row(now, request_id, key_id, project, surface, model)
+                    db.execute(_LEDGER_INSERT, ledger_values(row))
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            return len(expired)
+
+        return await self._run(sweep)
+
+    # -- reading the ledger --------------------------------------------------------------
+
+    async def usage(
+        self, group_by: GroupBy, since: float, key_id: str | None = None
+    ) -> list[UsageRow]:
+        group = GROUPS[group_by]
+        sql = (
+            f"SELECT {group}, COUNT(*), SUM(input_tokens), SUM(output_tokens), SUM(credits), "
+            f"SUM(charged) FROM ledger WHERE at >= ? AND (? IS NULL OR key_id = ?) "
+            f"GROUP BY {group} ORDER BY {group}"
+        )
+
+        def read(db: sqlite3.Connection) -> list[UsageRow]:
+            rows = db.execute(sql, (since, key_id, key_id)).fetchall()
+            return [UsageRow(str(r[0]), *(int(v or 0) for v in r[1:])) for r in rows]
+
+        return await self._run(read)
+
+    async def ledger(self, key_id: str | None, limit: int) -> list[LedgerRow]:
+        sql = (
+            f"SELECT {LEDGER_COLUMNS} FROM ledger WHERE (? IS NULL OR key_id = ?) "
+            "ORDER BY id DESC LIMIT ?"
+        )
+
+        def read(db: sqlite3.Connection) -> list[LedgerRow]:
+            return [ledger_from_row(r) for r in db.execute(sql, (key_id, key_id, limit))]
+
+        return await self._run(read)
+
+    # -- idempotency ---------------------------------------------------------------------
+
+    async def remember(self, holder: str, key: str, now: float) -> Remembered | None:
+        def remember(db: sqlite3.Connection) -> Remembered | None:
+            with db:
+                claimed = db.execute(
+                    "INSERT INTO idempotency (holder, key, state, created_at) "
+                    "VALUES (?, ?, 'running', ?) ON CONFLICT DO NOTHING",
+                    (holder, key, now),
+                ).rowcount
+            if claimed:
+                return None
+            row = db.execute(
+                "SELECT state, status, content_type, body FROM idempotency "
+                "WHERE holder = ? AND key = ?",
+                (holder, key),
+            ).fetchone()
+            return None if row is None else Remembered(row[0], row[1], row[2], row[3])
+
+        return await self._run(remember)
+
+    async def record_outcome(
+        self, holder: str, key: str, status: int, content_type: str, body: bytes
+    ) -> None:
+        def record(db: sqlite3.Connection) -> None:
+            with db:
+                db.execute(
+                    "UPDATE idempotency SET state = 'done', status = ?, content_type = ?, "
+                    "body = ? WHERE holder = ? AND key = ?",
+                    (status, content_type, body, holder, key),
+                )
+
+        await self._run(record)
+
+    async def forget(self, holder: str, key: str) -> None:
+        def forget(db: sqlite3.Connection) -> None:
+            with db:
+                sql = "DELETE FROM idempotency WHERE holder = ? AND key = ?"
+                db.execute(sql, (holder, key))
+
+        await self._run(forget)
+
+    async def forget_before(self, when: float) -> int:
+        def forget(db: sqlite3.Connection) -> int:
+            with db:
+                sql = "DELETE FROM idempotency WHERE created_at < ?"
+                return db.execute(sql, (when,)).rowcount
+
+        return await self._run(forget)
+
+    # -- plumbing ------------------------------------------------------------------------
+
+    def _connect(self, _: sqlite3.Connection | None) -> None:
+        directory = os.path.dirname(self.path)
+        if directory:
+            os.makedirs(directory, exist_ok=True)
+        db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=NORMAL")
+        db.execute("PRAGMA busy_timeout=10000")
+        db.execute("PRAGMA foreign_keys=ON")
+        self._db = db
+
+    async def _run(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, self._call, work)
+
+    def _call(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        db = self._db
+        if db is None and work.__name__ != "_connect":
+            raise RuntimeError("the store is not open")
+        return work(db)  # type: ignore[arg-type]
+
+
+def _one_key(db: sqlite3.Connection, column: str, value: str) -> KeyRecord | None:
+    row = db.execute(f"SELECT {KEY_COLUMNS} FROM keys WHERE {column} = ?", (value,)).fetchone()
+    return None if row is None else key_from_row(row)
+
+
+def _migrate(db: sqlite3.Connection) -> int:
+    db.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        row = db.execute("SELECT MAX(version) FROM schema_version").fetchone()
+        version = int(row[0] or 0)
+        for number, migration in enumerate(MIGRATIONS[version:], start=version + 1):
+            for statement in schema("sqlite", migration):
+                db.execute(statement)
+            db.execute("INSERT INTO schema_version VALUES (?)", (number,))
+            version = number
+        db.execute("COMMIT")
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    return version
+
+
+def _settle_one(db: sqlite3.Connection, item: Settlement) -> None:
+    row = item.row
+    if item.key_id is not None:
+        released = 0
+        if item.hold_id is not None:
+            found = db.execute("DELETE FROM holds WHERE id = ? RETURNING amount", (item.hold_id,))
+            released = sum(r[0] for r in found.fetchall())
+        balance, reserved = db.execute(
+            "SELECT balance, reserved FROM keys WHERE id = ?", (item.key_id,)
+        ).fetchone()
+        charged = charge_for(row.cost, balance, reserved - released)
+        db.execute(
+            "UPDATE keys SET reserved = reserved - ?, balance = balance - ?, spent = spent + ? "
+            "WHERE id = ?",
+            (released, charged, charged, item.key_id),
+        )
+        row = msgspec.structs.replace(row, charged=charged)
+    db.execute(_LEDGER_INSERT, ledger_values(row))
