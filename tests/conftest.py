@@ -14,9 +14,9 @@ import socket
 import threading
 import urllib.request
 import uuid
-from collections.abc import Iterator
+from collections.abc import Coroutine, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 from aiohttp import web
@@ -24,9 +24,14 @@ from aiohttp.abc import AbstractResolver, ResolveResult
 
 from onemin_relay.app import create_app
 from onemin_relay.emulator import create_app as create_emulator
+from onemin_relay.gateway.keys import KeyKind, KeyRecord, hash_key, issue, usd_to_nanos
+from onemin_relay.gateway.storage import LedgerRow, Store
 from onemin_relay.logs import AccessLogger
 from onemin_relay.server import RelayRunner
 from onemin_relay.settings import Settings
+from onemin_relay.surfaces.common import GATEWAY
+
+T = TypeVar("T")
 
 HEADER_TIMEOUT = 0.5  # seconds a test connection gets to send its first request's headers
 
@@ -70,6 +75,47 @@ class Stack:
     emulator_url: str
     images_url: str  # a loopback image host the relay is told to trust (fetch_allow_hosts)
     settings: Settings
+    loop: asyncio.AbstractEventLoop
+    app: web.Application
+
+    @property
+    def operator_key(self) -> str:
+        """The relay's own 1min.ai key, which managed keys spend."""
+        assert self.settings.api_key is not None
+        return self.settings.api_key
+
+    def on_relay(self, work: Coroutine[Any, Any, T]) -> T:
+        """Run ``work`` on the relay's event loop (its store lives there) and wait for it."""
+        return asyncio.run_coroutine_threadsafe(work, self.loop).result(timeout=30)
+
+    def issue_key(self, kind: KeyKind = "managed", balance_usd: float = 0.0, **fields: Any) -> str:
+        """A new gateway key in the relay's store; its secret."""
+        new = issue(kind, f"test {kind} key", balance=usd_to_nanos(balance_usd), **fields)
+        self.on_relay(self.app[GATEWAY].store.add_key(new.record))
+        return new.secret
+
+    def app_store(self) -> Store:
+        return self.app[GATEWAY].store
+
+    def key_record(self, secret: str) -> KeyRecord:
+        found = self.on_relay(self.app[GATEWAY].store.key_by_hash(hash_key(secret)))
+        assert found is not None
+        return found
+
+    def ledger(self, secret: str, limit: int = 100) -> list[LedgerRow]:
+        """The key's ledger rows, newest first, once every queued row is written."""
+        gateway = self.app[GATEWAY]
+
+        async def read() -> list[LedgerRow]:
+            for _ in range(500):
+                if gateway.ledger.pending == 0:
+                    break
+                await asyncio.sleep(0.01)
+            record = await gateway.store.key_by_hash(hash_key(secret))
+            assert record is not None
+            return await gateway.store.ledger(record.id, limit)
+
+        return self.on_relay(read())
 
     def set_faults(self, api_key: str, **knobs: Any) -> None:
         _http("PUT", f"{self.emulator_url}/_emulator/faults/{api_key}", knobs)
@@ -154,6 +200,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             first_byte_timeout=3.0,
             upstream_retries=2,
             data_dir=str(tmp_path_factory.mktemp("relay-data")),
+            api_key=f"operator-{uuid.uuid4().hex[:12]}",
         )
         resolver = FakeResolver(
             {"localhost": "127.0.0.1", "evil.test": "127.0.0.1", "intranet.test": "10.1.2.3"}
@@ -172,6 +219,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             emulator_url=emulator_url,
             images_url=f"http://localhost:{images_port}",
             settings=settings,
+            loop=loop,
+            app=relay_app,
         )
 
     thread = threading.Thread(target=loop.run_forever, daemon=True)

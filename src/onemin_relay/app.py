@@ -23,10 +23,12 @@ from onemin_relay.gateway.store import MemoryResponseStore
 from onemin_relay.media import GuardedResolver, ImageFetcher
 from onemin_relay.metrics import METRICS, Metrics, serve_metrics
 from onemin_relay.pipeline import Pipeline
+from onemin_relay.relay_path import add_relay_key_paths, canonical_path
 from onemin_relay.settings import Settings
 from onemin_relay.surfaces import (
     anthropic,
     gemini,
+    key_state,
     openai_audio,
     openai_chat,
     openai_images,
@@ -34,7 +36,14 @@ from onemin_relay.surfaces import (
     openai_responses,
     service,
 )
-from onemin_relay.surfaces.common import FEATURES, GATEWAY, PIPELINE, RESPONSE_STORE, SETTINGS
+from onemin_relay.surfaces.common import (
+    FEATURES,
+    GATEWAY,
+    PIPELINE,
+    REQUEST_ID,
+    RESPONSE_STORE,
+    SETTINGS,
+)
 from onemin_relay.surfaces.openai_errors import render_error as render_openai_error
 from onemin_relay.upstream import ModelCatalog, OneMinClient
 from onemin_relay.upstream.features import FeatureClient
@@ -70,7 +79,17 @@ def create_app(
     openai_responses.add_routes(app)
     openai_images.add_routes(app)
     openai_audio.add_routes(app)
+    key_state.add_routes(app)
+    add_relay_key_paths(app)
+    app.on_response_prepare.append(_request_id_header)
     return app
+
+
+async def _request_id_header(request: web.Request, response: web.StreamResponse) -> None:
+    """``x-request-id`` on every answer to a call the ledger records (the SDKs expose it)."""
+    found = request.get(REQUEST_ID)
+    if found is not None:
+        response.headers["x-request-id"] = str(found)
 
 
 def _resources(
@@ -158,7 +177,7 @@ async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         metrics.observe(request, 499, time.perf_counter() - started)  # the client left
         raise
     except Exception:
-        log.exception("unhandled error on %s %s", request.method, request.path)
+        log.exception("unhandled error on %s %s", request.method, canonical_path(request))
         response = _render(request, RelayError("the relay hit an internal error"))
     metrics.observe(request, response.status, time.perf_counter() - started)
     return response
@@ -170,7 +189,7 @@ def _render(request: web.Request, exc: RelayError) -> web.StreamResponse:
 
 
 def _renderer_for(request: web.Request) -> ErrorRenderer:
-    path = request.path
+    path = canonical_path(request)
     for prefix, renderer in ERROR_RENDERERS:
         if path.startswith(prefix):
             return renderer

@@ -9,6 +9,8 @@ from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 from yarl import URL
 
+from onemin_relay.relay_path import split_relay_key
+
 _SECRET_PARAMS = frozenset({"key", "api_key", "apikey", "token", "access_token"})
 
 
@@ -29,11 +31,14 @@ def configure_logging(level: str = "info") -> None:
 
 
 def redact_url(url: URL) -> str:
-    """The path and query of ``url`` with credential-bearing query values masked."""
+    """The path and query of ``url`` with credential-bearing query values masked, and a
+    key in the path's first segment (``/<relay-key>/v1/…``) replaced by ``***``."""
+    key, rest = split_relay_key(url.path)
+    path = url.raw_path if key is None else "/***" + URL.build(path=rest).raw_path
     if not url.query_string:
-        return url.raw_path
+        return path
     query = [(k, "***" if k.lower() in _SECRET_PARAMS else v) for k, v in url.query.items()]
-    return str(URL.build(path=url.raw_path, encoded=True).with_query(query))
+    return str(URL.build(path=path, encoded=True).with_query(query))
 
 
 class AccessLogger(AbstractAccessLogger):

@@ -22,6 +22,7 @@ from onemin_relay.answers import Answer, Answerer, Plan, estimate_usage
 from onemin_relay.core.errors import (
     InvalidRequest,
     ModelNotFound,
+    NotFound,
     RelayError,
     UnsupportedModel,
     UpstreamUnavailable,
@@ -45,6 +46,7 @@ from onemin_relay.core.types import (
     Usage,
 )
 from onemin_relay.gateway import metering, pricing
+from onemin_relay.gateway.keys import KeyRecord
 from onemin_relay.gateway.metering import CLIENT_CLOSED, StreamMeter
 from onemin_relay.gateway.policy import Gateway, Grant
 from onemin_relay.media import ImageFetcher, Media, decode_data_uri
@@ -158,6 +160,13 @@ class Pipeline:
     async def identify(self, caller: Caller) -> None:
         """Check the caller's credentials (401 if wrong) without admitting a call."""
         await self._gateway.identify(caller)
+
+    async def key_state(self, caller: Caller) -> KeyRecord:
+        """The caller's own gateway key as stored now; 404 for a plain 1min.ai key."""
+        _, key, _ = await self._gateway.identify(caller)
+        if key is None:
+            raise NotFound("this is a 1min.ai key, not a relay or managed key of this relay")
+        return key
 
     async def count_tokens(self, request: ChatRequest, caller: Caller) -> int:
         """Input tokens the request would cost, without uploading or calling anything."""

@@ -7,6 +7,7 @@ import base64
 import binascii
 import logging
 import math
+import uuid
 from collections.abc import AsyncIterator, Callable
 from typing import Any, TypeVar
 
@@ -26,6 +27,7 @@ from onemin_relay.gateway.policy import Gateway
 from onemin_relay.gateway.store import ResponseStore
 from onemin_relay.metrics import METRICS
 from onemin_relay.pipeline import Pipeline
+from onemin_relay.relay_path import RELAY_KEY
 from onemin_relay.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -37,6 +39,7 @@ RESPONSE_STORE = web.AppKey("response_store", ResponseStore)
 GATEWAY = web.AppKey("gateway", Gateway)
 
 T = TypeVar("T")
+REQUEST_ID = web.RequestKey("request_id", str)
 
 # Below this many unsent bytes a write returns at once (aiohttp drains past 64 KiB).
 _BACKED_UP = 32 * 1024
@@ -132,7 +135,30 @@ def bearer_or_header(request: web.Request, *header_names: str) -> str | None:
 
 
 def caller_from(request: web.Request, *header_names: str) -> Caller:
-    return Caller(api_key=bearer_or_header(request, *header_names), client_ip=request.remote or "")
+    return caller_with_key(request, bearer_or_header(request, *header_names))
+
+
+def caller_with_key(request: web.Request, api_key: str | None) -> Caller:
+    """Who is calling: the key the protocol carries, a relay key from the path, the
+    address, the route (the ledger's surface) and this request's id."""
+    resource = request.match_info.route.resource
+    idempotency = request.headers.get("Idempotency-Key", "").strip() or None
+    return Caller(
+        api_key=api_key,
+        client_ip=request.remote or "",
+        relay_key=request.match_info.get(RELAY_KEY),
+        surface=resource.canonical if resource is not None else "",
+        request_id=request_id(request),
+        idempotency_key=idempotency,
+    )
+
+
+def request_id(request: web.Request) -> str:
+    """This request's id (also sent back as ``x-request-id``), made on first use."""
+    found = request.get(REQUEST_ID)
+    if found is None:
+        found = request[REQUEST_ID] = "req_" + uuid.uuid4().hex
+    return str(found)
 
 
 def error_headers(exc: RelayError) -> dict[str, str]:

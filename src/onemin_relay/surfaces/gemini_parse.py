@@ -22,7 +22,7 @@ from onemin_relay.core.types import (
     ToolChoice,
     ToolSpec,
 )
-from onemin_relay.surfaces.common import bearer_or_header, convert, read_json
+from onemin_relay.surfaces.common import bearer_or_header, caller_with_key, convert, read_json
 from onemin_relay.surfaces.gemini_schema import camelize, openapi_to_json_schema
 
 # -- request shapes -----------------------------------------------------------------------
@@ -204,4 +204,4 @@ def _parse_content(content: _Content, index: int) -> list[Message]:
 def caller_from(request: web.Request) -> Caller:
     """Gemini's key arrives as ``?key=``, ``x-goog-api-key`` or a bearer token."""
     key = bearer_or_header(request, "x-goog-api-key") or request.query.get("key") or None
-    return Caller(api_key=key, client_ip=request.remote or "")
+    return caller_with_key(request, key)
