@@ -12,7 +12,7 @@ import aiohttp
 from aiohttp import web
 from aiohttp.abc import AbstractResolver
 
-from onemin_relay import __version__
+from onemin_relay import __version__, idempotency
 from onemin_relay.core.errors import InvalidRequest, NotFound, PayloadTooLarge, RelayError
 from onemin_relay.core.tokens import warm_up
 from onemin_relay.features import Features
@@ -66,7 +66,10 @@ def create_app(
     settings: Settings, *, fetch_resolver: AbstractResolver | None = None
 ) -> web.Application:
     """The relay application. ``fetch_resolver`` replaces DNS for client image URLs (tests)."""
-    app = web.Application(client_max_size=settings.max_body_bytes, middlewares=[_errors])
+    app = web.Application(
+        client_max_size=settings.max_body_bytes,
+        middlewares=[_errors, idempotency.middleware(lambda: app[GATEWAY].store)],
+    )
     app[SETTINGS] = settings
     app[METRICS] = Metrics()
     app.router.add_get("/metrics", serve_metrics)

@@ -10,6 +10,7 @@
     ├── PermissionDenied            403  permission_denied
     ├── NotFound                    404  not_found
     │   └── ModelNotFound           404  model_not_found
+    ├── Conflict                    409  idempotency_conflict
     ├── PayloadTooLarge             413  payload_too_large
     ├── RateLimited                 429  rate_limited      (retry_after seconds)
     └── UpstreamError               502  upstream_error
@@ -95,6 +96,13 @@ class NotFound(RelayError):
 
 class ModelNotFound(NotFound):
     code = "model_not_found"
+
+
+class Conflict(RelayError):
+    """A request with the same ``Idempotency-Key`` is still running."""
+
+    status = 409
+    code = "idempotency_conflict"
 
 
 class PayloadTooLarge(RelayError):

@@ -38,6 +38,16 @@ SETTINGS = web.AppKey("settings", Settings)
 RESPONSE_STORE = web.AppKey("response_store", ResponseStore)
 GATEWAY = web.AppKey("gateway", Gateway)
 
+
+class Capture:
+    """What a streamed answer sent, kept for an idempotent replay (``idempotency.py``)."""
+
+    def __init__(self) -> None:
+        self.frames: list[bytes] = []
+        self.failed = False
+
+
+CAPTURE = web.RequestKey("idempotency_capture", Capture)
 T = TypeVar("T")
 REQUEST_ID = web.RequestKey("request_id", str)
 
@@ -202,23 +212,32 @@ async def write_stream(
     response = web.StreamResponse(headers=headers)
     await response.prepare(request)
     transport = request.transport
+    capture = request.get(CAPTURE)
     try:
         async for frame in frames:
+            if capture is not None:
+                capture.frames.append(frame)
             if transport is not None and transport.get_write_buffer_size() < _BACKED_UP:
                 await response.write(frame)
                 continue
             async with asyncio.timeout(write_timeout):
                 await response.write(frame)
     except RelayError as exc:
+        if capture is not None:
+            capture.failed = True
         log.warning("stream ended with %s (%s): %s", exc.code, exc.status, exc.message)
         request.app[METRICS].errors.labels(exc.code).inc()
         await response.write(error_frame(exc))
     except TimeoutError:
+        if capture is not None:
+            capture.failed = True
         log.warning("client stopped reading for %ss; stream dropped", write_timeout)
         if transport is not None:
             transport.close()
         return response
     except ConnectionResetError:
+        if capture is not None:
+            capture.failed = True
         log.debug("client went away mid-stream")
         return response
     await response.write_eof()

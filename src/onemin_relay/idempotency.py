@@ -1,0 +1,95 @@
+"""``Idempotency-Key``: a paid call retried by its client is answered, not run (or billed) twice.
+
+The official SDKs retry 5xx and 429 on their own. A POST carrying ``Idempotency-Key`` that
+repeats one seen in the last 24 hours from the same credentials gets the first outcome back
+(marked ``Idempotent-Replayed: true``), or 409 while the first is still running; no second
+upstream call, no second charge. Only successful outcomes are kept: a call that failed was not
+charged, so its retry is free to run. Streams are kept as the bytes the client received and
+replayed whole. The record lives in the gateway store, so every relay process sharing it sees it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+from aiohttp.typedefs import Middleware
+
+from onemin_relay.core.errors import Conflict, InvalidRequest
+from onemin_relay.gateway.storage import Remembered, Store
+from onemin_relay.relay_path import RELAY_KEY
+from onemin_relay.surfaces.common import CAPTURE, Capture
+
+HEADER = "Idempotency-Key"
+MAX_KEY_LENGTH = 255
+_CREDENTIAL_HEADERS = ("Authorization", "x-api-key", "x-goog-api-key")
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def holder_of(request: web.Request) -> str:
+    """Who holds an idempotency key: a hash of every credential the request carries."""
+    parts = [request.match_info.get(RELAY_KEY, "")]
+    parts += [request.headers.get(name, "") for name in _CREDENTIAL_HEADERS]
+    parts.append(request.query.get("key", ""))
+    return hashlib.sha256("\x00".join(parts).encode()).hexdigest()
+
+
+def middleware(store: Callable[[], Store]) -> Middleware:
+    """The middleware; ``store`` gives the gateway store once the app has opened it."""
+
+    @web.middleware
+    async def idempotent(request: web.Request, handler: Handler) -> web.StreamResponse:
+        key = request.headers.get(HEADER, "").strip()
+        if not key or request.method != "POST":
+            return await handler(request)
+        if len(key) > MAX_KEY_LENGTH:
+            raise InvalidRequest(f"{HEADER} must be at most {MAX_KEY_LENGTH} characters")
+        holder, records = holder_of(request), store()
+        first = await records.remember(holder, key, time.time())
+        if first is not None:
+            return _replay(first)
+        capture = request[CAPTURE] = Capture()
+        try:
+            response = await handler(request)
+        except BaseException:
+            await records.forget(holder, key)
+            raise
+        body = _kept_body(response, capture)
+        if body is None:
+            await records.forget(holder, key)
+        else:
+            await records.record_outcome(holder, key, response.status, _type_of(response), body)
+        return response
+
+    return idempotent
+
+
+def _replay(first: Remembered) -> web.Response:
+    if first.state == "running":
+        raise Conflict(f"a request with this {HEADER} is still in progress; retry shortly")
+    return web.Response(
+        status=first.status or 200,
+        body=first.body or b"",
+        headers={"Content-Type": first.content_type or "application/json",
+                 "Idempotent-Replayed": "true"},
+    )  # fmt: skip
+
+
+def _kept_body(response: web.StreamResponse, capture: Capture) -> bytes | None:
+    """The answer to keep, or None when there is nothing to replay (a failure, or a stream
+    that was not captured whole)."""
+    if response.status >= 400:
+        return None
+    if isinstance(response, web.Response):
+        body = response.body
+        return bytes(body) if isinstance(body, bytes | bytearray) else None
+    if capture.failed or not capture.frames:
+        return None
+    return b"".join(capture.frames)
+
+
+def _type_of(response: web.StreamResponse) -> str:
+    return response.headers.get("Content-Type", "application/json")
