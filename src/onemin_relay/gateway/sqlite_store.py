@@ -316,9 +316,10 @@ def _settle_one(db: sqlite3.Connection, item: Settlement) -> None:
         if item.hold_id is not None:
             found = db.execute("DELETE FROM holds WHERE id = ? RETURNING amount", (item.hold_id,))
             released = sum(r[0] for r in found.fetchall())
-        balance, reserved = db.execute(
+        found = db.execute(
             "SELECT balance, reserved FROM keys WHERE id = ?", (item.key_id,)
         ).fetchone()
+        balance, reserved = found if found is not None else (0, released)
         charged = charge_for(row.cost, balance, reserved - released)
         db.execute(
             "UPDATE keys SET reserved = reserved - ?, balance = balance - ?, spent = spent + ? "
