@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -50,6 +51,7 @@ class Process:
         self.port = port
         self.url = f"http://127.0.0.1:{port}"
         self.log = log
+        log.parent.mkdir(parents=True, exist_ok=True)
         full_env = {**os.environ, **env}
         with open(log, "ab") as out:
             self.process = subprocess.Popen(
@@ -143,3 +145,12 @@ async def managed_key(store: Store, balance_nanos: int) -> str:
     new = issue("managed", "burst", balance=balance_nanos)
     await store.add_key(new.record)
     return new.secret
+
+
+def put_faults(emulator: str, key: str, **knobs: object) -> None:
+    body = json.dumps(knobs).encode()
+    request = urllib.request.Request(
+        f"{emulator}/_emulator/faults/{key}", data=body, method="PUT",
+        headers={"Content-Type": "application/json"},
+    )  # fmt: skip
+    urllib.request.urlopen(request, timeout=5).close()

@@ -10,11 +10,9 @@ import asyncio
 import json
 import urllib.request
 from collections import Counter
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import openai
-import pytest
 
 from onemin_relay.core.types import ModelInfo
 from onemin_relay.gateway import pricing
@@ -28,26 +26,6 @@ PROMPT = "burst"
 MAX_TOKENS = 50
 BURST = 1000
 COVERED = 50
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-async def store_env(
-    request: pytest.FixtureRequest, tmp_path: Path
-) -> AsyncIterator[dict[str, str]]:
-    if request.param == "sqlite":
-        yield {"ONEMIN_DATA_DIR": str(tmp_path / "data")}
-        return
-    async with procs.postgres_database() as url:
-        yield {"ONEMIN_DATABASE_URL": url}
-
-
-def _put_faults(emulator: str, key: str, **knobs: object) -> None:
-    body = json.dumps(knobs).encode()
-    request = urllib.request.Request(
-        f"{emulator}/_emulator/faults/{key}", data=body, method="PUT",
-        headers={"Content-Type": "application/json"},
-    )  # fmt: skip
-    urllib.request.urlopen(request, timeout=5).close()
 
 
 def _model_info(emulator: str) -> ModelInfo:
@@ -103,7 +81,7 @@ async def test_a_burst_never_overdraws_a_balance_shared_by_two_processes(
 ) -> None:
     with procs.emulator(tmp_path) as upstream:
         env = procs.relay_env(upstream.url, store_env)
-        _put_faults(upstream.url, env["ONEMIN_API_KEY"], latency_ms=3000)
+        procs.put_faults(upstream.url, env["ONEMIN_API_KEY"], latency_ms=3000)
         hold = await _hold_of_one_call(upstream.url, 3_000_000.0)
         async with procs.store_for(env) as store:
             key = await procs.managed_key(store, COVERED * hold)

@@ -1,0 +1,78 @@
+"""A relay killed mid-stream (SIGKILL) loses no money and no record: after a restart the
+sweeper releases every hold it left within the lease, and each call it was serving is on
+the ledger as unsettled, beside the calls it had finished."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+import openai
+
+from onemin_relay.gateway.keys import hash_key, usd_to_nanos
+from tests.gateway import procs
+
+LEASE = 1.5
+INTERVAL = 0.5
+STREAMS = 5
+FINISHED = 2
+
+
+async def _open_streams(client: openai.AsyncOpenAI) -> list[object]:
+    """Start paid streams and read each one's first chunk, so every hold is taken."""
+    streams = []
+    for _ in range(STREAMS):
+        stream = await client.chat.completions.create(
+            model="gpt-4o-mini", messages=[{"role": "user", "content": "tell"}], stream=True
+        )
+        await stream.__anext__()
+        streams.append(stream)
+    return streams
+
+
+async def test_holds_of_a_killed_relay_are_swept_and_recorded(
+    store_env: dict[str, str], tmp_path: Path
+) -> None:
+    with procs.emulator(tmp_path) as upstream:
+        env = procs.relay_env(
+            upstream.url,
+            store_env,
+            ONEMIN_HOLD_LEASE=str(LEASE),
+            ONEMIN_SWEEP_INTERVAL=str(INTERVAL),
+        )
+        async with procs.store_for(env) as store:
+            key = await procs.managed_key(store, usd_to_nanos(10))
+            record = await store.key_by_hash(hash_key(key))
+            assert record is not None
+            with procs.relays(1, env, tmp_path / "a") as (doomed,):
+                client = openai.AsyncOpenAI(base_url=f"{doomed.url}/v1", api_key=key, max_retries=0)
+                for _ in range(FINISHED):
+                    await client.chat.completions.create(
+                        model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}]
+                    )
+                procs.put_faults(
+                    upstream.url, env["ONEMIN_API_KEY"], reply="word " * 400, chunk_delay_ms=200
+                )
+                await _open_streams(client)
+                held = await store.key(record.id)
+                assert held is not None and held.reserved > 0
+                doomed.kill()
+                await client.close()
+            after_kill = await store.key(record.id)
+            assert after_kill is not None and after_kill.reserved == held.reserved
+            with procs.relays(1, env, tmp_path / "b"):
+                deadline = time.monotonic() + LEASE + 4 * INTERVAL + 10
+                while time.monotonic() < deadline:
+                    state = await store.key(record.id)
+                    assert state is not None
+                    if state.reserved == 0:
+                        break
+                    await asyncio.sleep(INTERVAL / 2)
+            final = await store.key(record.id)
+            rows = await store.ledger(record.id, 100)
+    assert final is not None and final.reserved == 0
+    outcomes = sorted(r.outcome for r in rows)
+    assert outcomes == ["ok"] * FINISHED + ["unsettled"] * STREAMS
+    assert final.spent == sum(r.charged for r in rows) > 0
+    assert final.balance == usd_to_nanos(10) - final.spent
