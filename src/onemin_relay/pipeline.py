@@ -101,7 +101,9 @@ class Pipeline:
         try:
             answer = await self._answers.complete(plan)
         except BaseException as exc:
-            self._settle_failure(grant, plan, info, exc)
+            seen = self._settle_failure(grant, plan, info, exc)
+            if seen is not exc:
+                raise seen from exc
             raise
         self._settle(grant, 200, plan, info, answer.usage)
         return ChatResult(
@@ -135,7 +137,10 @@ class Pipeline:
                         events = self._answers.stream(plan, events)
                     yield ChatStream(stream_id, request.model, created, events, plan.call)
         except BaseException as exc:
-            self._settle_failure(grant, plan, info, exc, _partial_usage(plan.call, meter))
+            usage = _partial_usage(plan.call, meter)
+            seen = self._settle_failure(grant, plan, info, exc, usage)
+            if seen is not exc:
+                raise seen from exc
             raise
         finish = meter.finish
         if finish is None:  # the surface stopped reading before the end
@@ -260,12 +265,15 @@ class Pipeline:
         info: ModelInfo | None,
         exc: BaseException,
         usage: Usage | None = None,
-    ) -> None:
+    ) -> BaseException:
+        """Settle a call that failed; the error the client should see."""
+        exc = self._gateway.as_seen_by_caller(grant, exc)
         error = exc if isinstance(exc, RelayError) else None
         rate = self._settings.credits_per_usd
         status = _status_of(exc)
         spent = metering.spent(status, plan.call.model, info, usage, rate, error)
         self._gateway.settle(grant, spent)
+        return exc
 
     async def _model_info(self, model: str) -> ModelInfo | None:
         """The catalog entry for a chat model; None when the catalog cannot be read."""

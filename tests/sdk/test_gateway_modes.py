@@ -3,7 +3,9 @@ the URL path, a managed key with a prepaid balance; and the common mistakes, ans
 
 from __future__ import annotations
 
+import json
 import logging
+import urllib.request
 
 import anthropic
 import openai
@@ -171,6 +173,32 @@ def test_hold_follows_max_tokens_so_a_small_balance_can_still_ask_for_little(
             _chat(client, model="gpt-4o")  # gpt-4o may write 16,384 tokens: $0.16 held
         assert raised.value.status_code == 402
         assert _chat(client, model="gpt-4o", max_tokens=20) == f"Echo: {PROMPT}"
+
+
+def test_operator_account_out_of_credits_is_a_503_and_costs_the_key_nothing(
+    stack: Stack,
+) -> None:
+    managed = stack.issue_key("managed", balance_usd=1.0)
+    account = f"{stack.emulator_url}/_emulator/account/{stack.operator_key}"
+    _emulator_call("PUT", account, {"credit_limit": 0})
+    try:
+        with _openai(stack, managed) as client, pytest.raises(openai.APIStatusError) as raised:
+            _chat(client)
+    finally:
+        _emulator_call("DELETE", account)
+    assert raised.value.status_code == 503
+    assert "out of credits" in str(raised.value.message)
+    (row,) = stack.ledger(managed)
+    assert (row.status, row.charged) == (503, 0)
+    record = stack.key_record(managed)
+    assert (record.balance, record.reserved) == (10**9, 0)
+
+
+def _emulator_call(method: str, url: str, body: object = None) -> None:
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(url, data=data, method=method)
+    request.add_header("Content-Type", "application/json")
+    urllib.request.urlopen(request, timeout=5).close()
 
 
 def test_balance_shown_to_the_key_holder(stack: Stack) -> None:

@@ -21,6 +21,7 @@ import msgspec
 
 from onemin_relay.core.errors import (
     AuthenticationFailed,
+    InsufficientBalance,
     PermissionDenied,
     RelayError,
     UpstreamUnavailable,
@@ -158,6 +159,17 @@ class Gateway:
         paid_key = key.id if grant.paid and key else None
         self.ledger.submit(Settlement(row, key_id=paid_key, hold_id=grant.hold_id))
 
+    def as_seen_by_caller(self, grant: Grant, exc: BaseException) -> BaseException:
+        """1min.ai saying the account is out of credits is the caller's own problem when it
+        is the caller's key (402), but the operator's when it is the operator's (503)."""
+        spends_operator = grant.mode in ("managed", "anonymous")
+        if spends_operator and type(exc) is InsufficientBalance:
+            log.error("1min.ai says the account of ONEMIN_API_KEY is out of credits")
+            return UpstreamUnavailable(
+                "the relay's 1min.ai account is out of credits; try again later"
+            )
+        return exc
+
     @asynccontextmanager
     async def flat_call(
         self, caller: Caller, requested_model: str, upstream_model: str, credits: int | None
@@ -177,8 +189,11 @@ class Gateway:
         try:
             yield grant
         except BaseException as exc:
-            status, code = (exc.status, exc.code) if isinstance(exc, RelayError) else (499, None)
+            seen = self.as_seen_by_caller(grant, exc)
+            status, code = (seen.status, seen.code) if isinstance(seen, RelayError) else (499, None)
             self.settle(grant, Spent(status, upstream_model, error_code=code))
+            if seen is not exc:
+                raise seen from exc
             raise
         self.settle(grant, Spent(200, upstream_model, credits=credits or 0, cost=cost))
 
