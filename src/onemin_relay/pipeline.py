@@ -128,13 +128,14 @@ class Pipeline:
         try:
             if plan.response_format is not None:
                 answer = await self._answers.complete(plan)
-                events = meter.watch(_replay(answer))
+                events = meter.outcome(meter.watch(_replay(answer)))
                 yield ChatStream(stream_id, request.model, created, events, plan.call)
             else:
                 async with self._client.stream_chat(plan.call, plan.api_key) as upstream:
                     events = meter.watch(_with_usage(upstream, plan.call))
                     if plan.tools:
                         events = self._answers.stream(plan, events)
+                    events = meter.outcome(events)
                     yield ChatStream(stream_id, request.model, created, events, plan.call)
         except BaseException as exc:
             usage = _partial_usage(plan.call, meter)
@@ -142,12 +143,14 @@ class Pipeline:
             if seen is not exc:
                 raise seen from exc
             raise
-        finish = meter.finish
-        if finish is None:  # the surface stopped reading before the end
+        if meter.error is not None:
+            usage = _partial_usage(plan.call, meter)
+            self._settle_failure(grant, plan, info, meter.error, usage)
+        elif meter.finish is None:  # the surface stopped reading before the end
             usage = _partial_usage(plan.call, meter)
             self._settle(grant, CLIENT_CLOSED, plan, info, usage)
         else:
-            self._settle(grant, 200, plan, info, finish.usage)
+            self._settle(grant, 200, plan, info, meter.finish.usage)
 
     async def models(self) -> tuple[list[ModelInfo], int]:
         """Every usable model and when the list was fetched (epoch seconds)."""

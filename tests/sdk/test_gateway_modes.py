@@ -279,3 +279,23 @@ def test_model_outside_the_keys_globs_gets_403(stack: Stack) -> None:
 def test_balance_in_usd_matches_the_nano_ledger(stack: Stack) -> None:
     managed = stack.issue_key("managed", balance_usd=0.25)
     assert nanos_to_usd(stack.key_record(managed).balance) == 0.25
+
+
+def test_a_paid_stream_that_outgrows_its_hold_is_ended_with_a_clear_error(stack: Stack) -> None:
+    managed = stack.issue_key("managed", balance_usd=1.0)
+    stack.set_faults(stack.operator_key, reply="word " * 300)
+    try:
+        with _openai(stack, managed) as client, pytest.raises(openai.APIError) as raised:
+            stream = client.chat.completions.create(
+                model="gpt-4o-mini", messages=[{"role": "user", "content": PROMPT}],
+                max_tokens=5, stream=True,
+            )  # fmt: skip
+            for _ in stream:
+                pass
+    finally:
+        _emulator_call("DELETE", f"{stack.emulator_url}/_emulator/faults/{stack.operator_key}")
+    assert "5 output tokens" in str(raised.value.message)
+    (row,) = stack.ledger(managed)
+    assert row.error_code == "hold_exceeded" and row.output_tokens > 5
+    record = stack.key_record(managed)
+    assert record.reserved == 0 and record.spent == row.charged > 0

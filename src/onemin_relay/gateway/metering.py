@@ -70,6 +70,7 @@ class StreamMeter:
         self.text: list[str] = []
         self.size = 0  # UTF-8 bytes of text so far
         self.finish: Finish | None = None
+        self.error: RelayError | None = None
 
     async def watch(self, events: AsyncIterator[StreamEvent]) -> AsyncIterator[StreamEvent]:
         async for event in events:
@@ -82,6 +83,16 @@ class StreamMeter:
             elif isinstance(event, Finish):
                 self.finish = event
             yield event
+
+    async def outcome(self, events: AsyncIterator[StreamEvent]) -> AsyncIterator[StreamEvent]:
+        """The outermost wrapper: remembers the error a stream ended with, which the surface
+        turns into an error event (so it never reaches the pipeline as an exception)."""
+        try:
+            async for event in events:
+                yield event
+        except RelayError as exc:
+            self.error = exc
+            raise
 
     async def _check_allowance(self) -> None:
         """A token is at least one byte, so below the allowance in bytes nothing needs
