@@ -13,6 +13,7 @@ from aiohttp import web
 from aiohttp.abc import AbstractResolver
 
 from onemin_relay import __version__, idempotency
+from onemin_relay.admin import api as admin_api
 from onemin_relay.core.errors import InvalidRequest, NotFound, PayloadTooLarge, RelayError
 from onemin_relay.core.tokens import warm_up
 from onemin_relay.features import Features
@@ -75,6 +76,7 @@ def create_app(
     app.router.add_get("/metrics", serve_metrics)
     app.cleanup_ctx.append(_resources(settings, fetch_resolver))
     service.add_routes(app)
+    admin_api.add_routes(app)
     anthropic.add_routes(app)
     gemini.add_routes(app)
     openai_chat.add_routes(app)

@@ -1,4 +1,5 @@
-"""The ``onemin-relay`` command line: ``serve`` (the relay) and ``emulator`` (a local 1min.ai)."""
+"""The ``onemin-relay`` command line: ``serve`` (the relay), ``emulator`` (a local 1min.ai),
+and ``keys``, ``usage``, ``ledger`` and ``db`` to run the gateway."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import contextlib
 import dataclasses
 import gc
 import multiprocessing
+import os
 import signal
 import sys
 from collections.abc import Callable, Coroutine
@@ -15,11 +17,13 @@ from typing import Annotated, Any
 import typer
 from aiohttp import web
 
-from onemin_relay.app import create_app
-from onemin_relay.logs import AccessLogger, configure_logging
-from onemin_relay.server import RelayRunner
+from onemin_relay.admin import commands as admin_commands
+from onemin_relay.gateway import describe_store
+from onemin_relay.gateway.modes import exposure_warning, open_modes
+from onemin_relay.logs import configure_logging
 from onemin_relay.settings import Settings, SettingsError
 
+_FIRST_WORKER = "ONEMIN_FIRST_WORKER"  # only the first worker announces the ways in
 cli = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
 
 
@@ -59,6 +63,11 @@ def emulator(
 
 
 async def _serve(settings: Settings, *, demo: bool, reuse_port: bool) -> None:
+    # imported here: the key and usage commands should not pay for loading the whole relay
+    from onemin_relay.app import create_app
+    from onemin_relay.logs import AccessLogger
+    from onemin_relay.server import RelayRunner
+
     runners: list[web.AppRunner] = []
     try:
         if demo:
@@ -76,10 +85,31 @@ async def _serve(settings: Settings, *, demo: bool, reuse_port: bool) -> None:
         await site.start()
         mode = " (demo: built-in 1min.ai emulator)" if demo else ""
         print(f"onemin-relay listening on http://{settings.host}:{settings.port}{mode}", flush=True)
-        await asyncio.Event().wait()
+        if not reuse_port or os.environ.get(_FIRST_WORKER) == "1":
+            _announce(settings)
+        await _until_terminated()
     finally:
         for started in reversed(runners):
             await started.cleanup()
+
+
+def _announce(settings: Settings) -> None:
+    """Say which ways in are open and where money is kept, so nothing is open by accident."""
+    lines = ["ways in:", *open_modes(settings), f"store: {describe_store(settings)}"]
+    warning = exposure_warning(settings)
+    if warning:
+        lines.append(warning)
+    print("\n".join(lines), flush=True)
+
+
+async def _until_terminated() -> None:
+    """Serve until SIGTERM or SIGINT; the caller's cleanup then lets requests in flight
+    finish and writes every queued ledger row before the process exits."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    await stop.wait()
 
 
 # Young objects are collected every GEN0_THRESHOLD allocations instead of Python's 700: each
@@ -110,7 +140,11 @@ async def _start_demo_upstream(settings: Settings, runners: list[web.AppRunner])
     address = runner.addresses[0]
     url = f"http://127.0.0.1:{address[1]}"
     return dataclasses.replace(
-        settings, upstream_url=url, asset_url=url, api_key=settings.api_key or "demo-key"
+        settings,
+        upstream_url=url,
+        asset_url=url,
+        api_key=settings.api_key or "demo-key",
+        allow_anonymous=True,
     )
 
 
@@ -125,8 +159,9 @@ def _run(main: Coroutine[Any, Any, None]) -> None:
         runner(main)
 
 
-def _worker(settings: Settings) -> None:
+def _worker(settings: Settings, first: bool) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    os.environ[_FIRST_WORKER] = "1" if first else "0"
     configure_logging(settings.log_level)
     _run(_serve(settings, demo=False, reuse_port=True))
 
@@ -134,7 +169,9 @@ def _worker(settings: Settings) -> None:
 def _run_workers(settings: Settings, workers: int) -> None:
     """N processes bound to one port with SO_REUSEPORT; the kernel spreads connections."""
     context = multiprocessing.get_context("spawn")
-    processes = [context.Process(target=_worker, args=(settings,)) for _ in range(workers)]
+    processes = [
+        context.Process(target=_worker, args=(settings, index == 0)) for index in range(workers)
+    ]
     for process in processes:
         process.start()
     print(f"onemin-relay: {workers} workers (pids {[p.pid for p in processes]})", flush=True)
@@ -153,6 +190,9 @@ def _run_workers(settings: Settings, workers: int) -> None:
         for process in processes:
             process.join()
     sys.exit(max(p.exitcode or 0 for p in processes))
+
+
+admin_commands.register(cli)
 
 
 def main() -> None:
