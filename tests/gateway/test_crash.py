@@ -9,6 +9,8 @@ import time
 from pathlib import Path
 
 import openai
+from openai import AsyncStream
+from openai.types.chat import ChatCompletionChunk
 
 from onemin_relay.gateway.keys import hash_key, usd_to_nanos
 from tests.gateway import procs
@@ -19,7 +21,11 @@ STREAMS = 5
 FINISHED = 2
 
 
-async def _open_streams(client: openai.AsyncOpenAI) -> list[object]:
+async def _rest(stream: AsyncStream[ChatCompletionChunk]) -> str:
+    return "".join([c.choices[0].delta.content or "" async for c in stream if c.choices])
+
+
+async def _open_streams(client: openai.AsyncOpenAI) -> list[AsyncStream[ChatCompletionChunk]]:
     """Start paid streams and read each one's first chunk, so every hold is taken."""
     streams = []
     for _ in range(STREAMS):
@@ -76,3 +82,29 @@ async def test_holds_of_a_killed_relay_are_swept_and_recorded(
     assert outcomes == ["ok"] * FINISHED + ["unsettled"] * STREAMS
     assert final.spent == sum(r.charged for r in rows) > 0
     assert final.balance == usd_to_nanos(10) - final.spent
+
+
+async def test_sigterm_lets_paid_streams_finish_then_writes_every_row(
+    store_env: dict[str, str], tmp_path: Path
+) -> None:
+    with procs.emulator(tmp_path) as upstream:
+        env = procs.relay_env(upstream.url, store_env)
+        procs.put_faults(
+            upstream.url, env["ONEMIN_API_KEY"], reply="word " * 20, chunk_delay_ms=100
+        )
+        async with procs.store_for(env) as store:
+            key = await procs.managed_key(store, usd_to_nanos(10))
+            record = await store.key_by_hash(hash_key(key))
+            assert record is not None
+            with procs.relays(1, env, tmp_path) as (relay,):
+                client = openai.AsyncOpenAI(base_url=f"{relay.url}/v1", api_key=key, max_retries=0)
+                streams = await _open_streams(client)
+                relay.process.terminate()  # SIGTERM while every stream is mid-way
+                texts = [await _rest(stream) for stream in streams]
+                await client.close()
+                assert relay.process.wait(timeout=30) == 0
+            rows = await store.ledger(record.id, 100)
+            final = await store.key(record.id)
+    assert all(text.strip().endswith("word") for text in texts)
+    assert sorted(r.outcome for r in rows) == ["ok"] * STREAMS
+    assert final is not None and final.reserved == 0 and final.spent > 0
