@@ -272,7 +272,7 @@ class Features:
         info, model = await self._model(request.model, "image", caller)
         calls = plan_generation(model, request)
         fmt = request.response_format or _default_format(model)
-        price = _priced(info, pricing.image_credits, request.n, request.quality, request.size)
+        price = _image_price(info, model, calls)
         async with self._gateway.flat_call(caller, request.model, model, price) as grant:
             return await self._images("IMAGE_GENERATOR", model, calls, grant.api_key, fmt)
 
@@ -283,7 +283,7 @@ class Features:
             raise InvalidRequest("the image must be a PNG, JPEG, WebP or GIF file", param="image")
         calls = plan_variation(model, request)
         fmt = request.response_format or _default_format(model)
-        price = _priced(info, pricing.image_credits, request.n, None, request.size)
+        price = _image_price(info, model, calls)
         async with self._gateway.flat_call(caller, request.model, model, price) as grant:
             api_key = grant.api_key
             asset = await self._client.upload(request.image, media_type, api_key, request.filename)
@@ -366,6 +366,17 @@ def _priced(info: ModelInfo | None, rule: Callable[..., int], *args: Any) -> int
     if info is None or not info.credit_metadata:
         return None
     return rule(info, *args)
+
+
+def _image_price(info: ModelInfo | None, model: str, calls: ImageCalls) -> int | None:
+    """The price of every call the request makes, read from what each call will send."""
+    if info is None or not info.credit_metadata:
+        return None
+    batch = image_family(model) == "midjourney"  # four images, one charge
+    return sum(
+        pricing.image_call_credits(info, prompt, 1 if batch else int(prompt.get("n", 1)))
+        for prompt in calls.prompt_objects
+    )
 
 
 def _default_format(model: str) -> ImageResponseFormat:

@@ -299,3 +299,36 @@ def test_a_paid_stream_that_outgrows_its_hold_is_ended_with_a_clear_error(stack:
     assert row.error_code == "hold_exceeded" and row.output_tokens > 5
     record = stack.key_record(managed)
     assert record.reserved == 0 and record.spent == row.charged > 0
+
+
+def test_managed_streams_and_responses_settle_on_every_protocol(stack: Stack) -> None:
+    managed = stack.issue_key("managed", balance_usd=1.0)
+    with _claude(stack, managed) as claude, claude.messages.stream(
+        model=CLAUDE, max_tokens=50, messages=[{"role": "user", "content": PROMPT}]
+    ) as stream:
+        assert "".join(stream.text_stream) == f"Echo: {PROMPT}"
+    with _gemini(stack, managed) as gemini:
+        pieces = gemini.models.generate_content_stream(model="gemini-2.5-flash", contents=PROMPT)
+        assert "".join(p.text or "" for p in pieces) == f"Echo: {PROMPT}"
+    with _openai(stack, managed) as client:
+        response = client.responses.create(model="gpt-4o-mini", input=PROMPT)
+        assert response.output_text == f"Echo: {PROMPT}"
+    rows = stack.ledger(managed)
+    assert [r.status for r in rows] == [200, 200, 200]
+    assert all(r.charged > 0 and r.ttfb_ms is not None for r in rows)
+    assert stack.key_record(managed).reserved == 0
+
+
+def test_images_are_held_and_charged_by_their_price_table(stack: Stack) -> None:
+    # dall-e-3 standard 1024x1024 is 40,000 credits an image: $0.01333… at the default rate
+    managed = stack.issue_key("managed", balance_usd=0.02)
+    with _openai(stack, managed) as client:
+        client.images.generate(model="dall-e-3", prompt="a red fox", size="1024x1024")
+        with pytest.raises(openai.APIStatusError) as raised:
+            client.images.generate(model="dall-e-3", prompt="a red fox", size="1024x1024")
+    assert raised.value.status_code == 402
+    rows = stack.ledger(managed)
+    assert sorted((r.status, r.credits) for r in rows) == [(200, 40_000), (402, 0)]
+    record = stack.key_record(managed)
+    assert record.spent == -(-40_000 * 10**9 // 3_000_000)
+    assert (record.reserved, record.balance) == (0, 2 * 10**7 - record.spent)

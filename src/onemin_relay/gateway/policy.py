@@ -260,8 +260,10 @@ def _refusal(grant: Grant, model: str, status: int, code: str) -> Settlement:
 
 
 def _row(grant: Grant, spent: Spent, outcome: Outcome) -> LedgerRow:
-    now = time.monotonic()
+    elapsed = (time.monotonic() - grant.started) * 1000
     ttfb = None if grant.first_byte is None else (grant.first_byte - grant.started) * 1000
+    if ttfb is None and outcome == "ok":
+        ttfb = elapsed  # a whole answer: its first byte left with the rest
     key = grant.key
     return LedgerRow(
         at=time.time(),
@@ -278,7 +280,7 @@ def _row(grant: Grant, spent: Spent, outcome: Outcome) -> LedgerRow:
         output_tokens=spent.output_tokens,
         credits=spent.credits,
         cost=spent.cost if grant.paid else 0,
-        latency_ms=(now - grant.started) * 1000,
+        latency_ms=elapsed,
         ttfb_ms=ttfb,
         conversation_id=spent.conversation_id,
         error_code=spent.error_code,

@@ -9,9 +9,9 @@ sending it (the hold), and a fallback when a record carries no charge. The rule 
   in USD per million tokens. The hold takes the prompt's tokens with a margin (1min.ai counts
   with the provider's tokenizer and adds context of its own) and the most output the call may
   produce: the client's ``max_tokens`` or else the model's ``MAX_OUTPUT_TOKEN``.
-* images: the price table's entry for the request (quality, then size), or its largest entry,
-  per image; speech to text: ``ALL`` per started minute; text to speech: ``ALL`` per 100
-  characters.
+* images: the price table's entry for each call (by quality, size, mode), or its largest
+  entry, per image (a midjourney batch of four is one charge); speech to text: ``ALL`` per
+  started minute; text to speech: ``ALL`` per 100 characters.
 
 Credits become USD at the operator's rate (``ONEMIN_CREDITS_PER_USD``), rounded up to the
 nano-dollar so a charge is never under the cost.
@@ -51,16 +51,23 @@ def output_allowance(info: ModelInfo, max_output: int | None) -> int:
     return min(max_output, ceiling) if max_output else ceiling
 
 
-def image_credits(info: ModelInfo, images: int, quality: str | None, size: str | None) -> int:
-    table = _table(info)
-    for choice in (quality, size):
-        if choice is not None and isinstance(table.get(choice), dict):
-            table = table[choice]
-    for choice in (size, quality, "ALL"):
-        value = table.get(choice) if choice is not None else None
-        if isinstance(value, int | float) and not isinstance(value, bool):
-            return math.ceil(value) * images
-    return _largest(table) * images
+def image_call_credits(info: ModelInfo, prompt_object: dict[str, Any], images: int) -> int:
+    """One image call: the price table read level by level by the call's ``quality``
+    (default ``standard``), ``size`` (``1024x1024``), ``mode`` (``fast``) or ``ALL``, the
+    largest entry where none matches; × the images the call is charged for."""
+    choices = tuple(
+        str(prompt_object.get(name) or default)
+        for name, default in (("quality", "standard"), ("size", "1024x1024"), ("mode", "fast"))
+    )
+    table: Any = _table(info)
+    while isinstance(table, dict):
+        key = next((c for c in (*choices, "ALL") if c in table), None)
+        if key is None:
+            break
+        table = table[key]
+    price = table if isinstance(table, int | float) and not isinstance(table, bool) else None
+    each = math.ceil(price) if price is not None else _largest(table)
+    return each * images
 
 
 def transcription_credits(info: ModelInfo, seconds: float | None) -> int:
@@ -103,7 +110,9 @@ def _flat(info: ModelInfo) -> int:
     return _largest(_table(info))
 
 
-def _largest(table: dict[str, Any]) -> int:
+def _largest(table: Any) -> int:
+    if not isinstance(table, dict):
+        return 0
     return max((math.ceil(v) for v in _numbers(table)), default=0)
 
 
