@@ -16,6 +16,7 @@ from google.genai import types as genai_types
 
 from onemin_relay.gateway.keys import nanos_to_usd
 from tests.conftest import Stack
+from tests.sdk.test_openai_audio import wav
 
 PROMPT = "Say hello"
 CLAUDE = "claude-sonnet-4-5-20250929"
@@ -303,9 +304,12 @@ def test_a_paid_stream_that_outgrows_its_hold_is_ended_with_a_clear_error(stack:
 
 def test_managed_streams_and_responses_settle_on_every_protocol(stack: Stack) -> None:
     managed = stack.issue_key("managed", balance_usd=1.0)
-    with _claude(stack, managed) as claude, claude.messages.stream(
-        model=CLAUDE, max_tokens=50, messages=[{"role": "user", "content": PROMPT}]
-    ) as stream:
+    with (
+        _claude(stack, managed) as claude,
+        claude.messages.stream(
+            model=CLAUDE, max_tokens=50, messages=[{"role": "user", "content": PROMPT}]
+        ) as stream,
+    ):
         assert "".join(stream.text_stream) == f"Echo: {PROMPT}"
     with _gemini(stack, managed) as gemini:
         pieces = gemini.models.generate_content_stream(model="gemini-2.5-flash", contents=PROMPT)
@@ -332,3 +336,17 @@ def test_images_are_held_and_charged_by_their_price_table(stack: Stack) -> None:
     record = stack.key_record(managed)
     assert record.spent == -(-40_000 * 10**9 // 3_000_000)
     assert (record.reserved, record.balance) == (0, 2 * 10**7 - record.spent)
+
+
+def test_audio_is_held_and_charged_by_its_price_rule(stack: Stack) -> None:
+    managed = stack.issue_key("managed", balance_usd=1.0)
+    text = "x" * 250  # three started blocks of 100 characters
+    with _openai(stack, managed) as client:
+        client.audio.transcriptions.create(model="whisper-1", file=("a.wav", wav(90.0)))
+        with client.audio.speech.with_streaming_response.create(
+            model="tts-1", voice="alloy", input=text
+        ) as speech:
+            assert speech.read()
+    credits = sorted(r.credits for r in stack.ledger(managed))
+    assert credits == [15 * 3, 100 * 2]  # tts-1 per 100 characters; whisper-1 per minute
+    assert stack.key_record(managed).reserved == 0
