@@ -87,6 +87,8 @@ def test_relay_key_never_reaches_logs(
     assert any(r.name == "aiohttp.access" for r in relay_side), "requests should be logged"
     assert not [r for r in relay_side if relay in r.getMessage()]
     assert any("/***/v1/chat/completions" in r.getMessage() for r in relay_side)
+    with urllib.request.urlopen(f"{stack.relay_url}/metrics", timeout=5) as answer:
+        assert relay.encode() not in answer.read()
 
 
 # -- managed keys -----------------------------------------------------------------------
