@@ -34,7 +34,8 @@ def render_key(key: KeyRecord) -> dict[str, Any]:
 def _iso(epoch: float | None) -> str | None:
     if epoch is None:
         return None
-    return datetime.fromtimestamp(epoch, UTC).isoformat().replace("+00:00", "Z")
+    moment = datetime.fromtimestamp(epoch, UTC).replace(microsecond=0)
+    return moment.isoformat().replace("+00:00", "Z")
 
 
 async def key_state(request: web.Request) -> web.Response:
