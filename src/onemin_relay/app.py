@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -52,6 +53,7 @@ from onemin_relay.upstream.features import FeatureClient
 log = logging.getLogger(__name__)
 
 LEDGER_DRAIN_SECONDS = 30.0
+DEAD_LETTER_FILE = "ledger-dead-letter.jsonl"
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 ErrorRenderer = Callable[[RelayError], web.StreamResponse]
 
@@ -149,7 +151,10 @@ async def _gateway(settings: Settings) -> AsyncIterator[Gateway]:
     try:
         await store.migrate()
         ledger = LedgerWriter(
-            store, capacity=settings.ledger_queue_size, batch_size=settings.ledger_batch_size
+            store,
+            capacity=settings.ledger_queue_size,
+            batch_size=settings.ledger_batch_size,
+            dead_letter=os.path.join(settings.data_dir, DEAD_LETTER_FILE),
         )
         ledger.start()
         gateway = Gateway(store, ledger, settings)

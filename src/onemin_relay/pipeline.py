@@ -208,9 +208,13 @@ class Pipeline:
         extras = [text for text in (contract, instructions(fmt) if fmt else "") if text]
         prompt = "\n\n".join([flat.text, *extras]) if flat.text else "\n\n".join(extras)
         attachments = len(flat.images) + len(flat.files)
+        calls = 1 + (self._settings.tool_repair_retries if tools else 0)
+        calls += self._settings.structured_retries if fmt else 0
+        # the client's max_tokens bounds only a plain stream, which the relay can cut there
+        bounded = request.max_output_tokens if request.stream and calls == 1 else None
 
         async def most_cost() -> int:
-            return await self._chat_hold(info, prompt, attachments, request.max_output_tokens)
+            return await self._chat_hold(info, prompt, attachments, bounded, calls)
 
         grant = await self._gateway.admit(caller, request.model, model, most_cost)
         try:
@@ -239,13 +243,19 @@ class Pipeline:
         return plan, grant, info
 
     async def _chat_hold(
-        self, info: ModelInfo | None, prompt: str, attachments: int, max_output: int | None
+        self,
+        info: ModelInfo | None,
+        prompt: str,
+        attachments: int,
+        max_output: int | None,
+        calls: int,
     ) -> int:
-        """The most a chat call can cost, in nano-USD; it cannot be billed without prices."""
+        """The most a chat request can cost, repair calls included, in nano-USD; it cannot
+        be billed without prices."""
         if info is None:
             raise UpstreamUnavailable("the 1min.ai price list is unavailable; cannot bill the call")
         tokens = await estimate_input_tokens(prompt, info.id, attachments)
-        credits, _ = pricing.chat_hold(info, tokens, max_output)
+        credits, _ = pricing.chat_hold(info, tokens, max_output, calls)
         return pricing.credits_to_nanos(credits, self._settings.credits_per_usd)
 
     def _output_allowance(
@@ -253,7 +263,8 @@ class Pipeline:
     ) -> int | None:
         if not grant.paid or info is None:
             return None
-        return pricing.output_allowance(info, request.max_output_tokens)
+        plain = request.response_format is None and not request.tools
+        return pricing.output_allowance(info, request.max_output_tokens if plain else None)
 
     def _settle(
         self, grant: Grant, status: int, plan: Plan, info: ModelInfo | None, usage: Usage | None

@@ -69,10 +69,15 @@ class RelayKeyResource(AbstractResource, Sized):
 
 
 def split_relay_key(path: str) -> tuple[str | None, str]:
-    """``/<key>/v1/chat`` → (``<key>``, ``/v1/chat``); (None, path) when it is not one."""
+    """``/<key>/v1/chat`` → (``<key>``, ``/v1/chat``); (None, path) when it is not one.
+
+    A first segment that is itself a client prefix (``/v1/v1/…``) is not a key: the rest
+    is resolved once, never by this resource again."""
     first, slash, rest = path[1:].partition("/")
     rest = "/" + rest
     if not first or not slash or not rest.startswith(CLIENT_PREFIXES):
+        return None, path
+    if f"/{first}/" in CLIENT_PREFIXES:
         return None, path
     return first, rest
 

@@ -42,7 +42,8 @@ def _model_info(emulator: str) -> ModelInfo:
 async def _hold_of_one_call(emulator: str, credits_per_usd: float) -> int:
     """The most one burst call may cost, as the relay computes it."""
     tokens = await estimate_input_tokens(PROMPT, MODEL, 0)
-    credits, _ = pricing.chat_hold(_model_info(emulator), tokens, MAX_TOKENS)
+    # a whole answer is held for the model's maximum output: 1min.ai takes no max_tokens
+    credits, _ = pricing.chat_hold(_model_info(emulator), tokens, None)
     return pricing.credits_to_nanos(credits, credits_per_usd)
 
 

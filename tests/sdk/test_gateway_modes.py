@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import urllib.error
 import urllib.request
 
 import anthropic
@@ -167,15 +168,20 @@ def test_empty_balance_gets_402_before_anything_is_sent_upstream(stack: Stack) -
     assert [(r.status, r.outcome, r.charged) for r in rows] == [(402, "refused", 0)] * 3
 
 
-def test_hold_follows_max_tokens_so_a_small_balance_can_still_ask_for_little(
-    stack: Stack,
-) -> None:
+def test_max_tokens_lowers_the_hold_only_where_the_relay_can_enforce_it(stack: Stack) -> None:
+    """1min.ai takes no output limit: a whole answer may run to the model's maximum and is
+    held for it; a plain stream is cut at max_tokens, so it is held only for that."""
     managed = stack.issue_key("managed", balance_usd=0.0005)
+    messages = [{"role": "user", "content": PROMPT}]
     with _openai(stack, managed) as client:
         with pytest.raises(openai.APIStatusError) as raised:
-            _chat(client, model="gpt-4o")  # gpt-4o may write 16,384 tokens: $0.16 held
+            client.chat.completions.create(model="gpt-4o", messages=messages, max_tokens=20)
         assert raised.value.status_code == 402
-        assert _chat(client, model="gpt-4o", max_tokens=20) == f"Echo: {PROMPT}"
+        with client.chat.completions.create(
+            model="gpt-4o", messages=messages, max_tokens=20, stream=True
+        ) as chunks:
+            text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert text == f"Echo: {PROMPT}"
 
 
 def test_operator_account_out_of_credits_is_a_503_and_costs_the_key_nothing(
@@ -352,3 +358,12 @@ def test_audio_is_held_and_charged_by_its_price_rule(stack: Stack) -> None:
     credits = sorted(r.credits for r in stack.ledger(managed))
     assert credits == [15 * 3, 100 * 2]  # tts-1 per 100 characters; whisper-1 per minute
     assert stack.key_record(managed).reserved == 0
+
+
+def test_a_deep_path_is_a_quick_404(stack: Stack) -> None:
+    path = "/x" + "/v1" * 2000 + "/chat/completions"
+    request = urllib.request.Request(f"{stack.relay_url}{path}", data=b"{}", method="POST")
+    with pytest.raises(urllib.error.HTTPError) as raised:
+        urllib.request.urlopen(request, timeout=5)
+    raised.value.close()
+    assert raised.value.code == 404

@@ -30,12 +30,24 @@ class Balances:
         self._interval = sweep_interval
 
     async def hold(
-        self, key: KeyRecord, amount: int, *, request_id: str, surface: str, model: str
-    ) -> str:
-        """Hold ``amount`` nano-USD on ``key``; the hold's id, or 402 with the key's state."""
+        self,
+        key: KeyRecord,
+        amount: int,
+        *,
+        hold_id: str,
+        request_id: str,
+        surface: str,
+        model: str,
+    ) -> None:
+        """Hold ``amount`` nano-USD on ``key`` as ``hold_id``, or 402 with the key's state.
+
+        Interrupted (a client gone, the store failing), the hold may still have been taken:
+        the caller settles ``hold_id`` either way, which releases it if it exists."""
+        if amount < 0:
+            raise ValueError("a hold cannot be negative")
         now = time.time()
         hold = Hold(
-            id="hold_" + secrets.token_hex(8),
+            id=hold_id,
             key_id=key.id,
             amount=amount,
             owner=self.owner,
@@ -52,7 +64,7 @@ class Balances:
             raise InsufficientPrepaidBalance(
                 nanos_to_usd(state.balance), nanos_to_usd(state.reserved), nanos_to_usd(amount)
             )
-        return hold.id
+
 
     async def maintain(self) -> None:
         """Every interval: renew this process's holds, sweep everyone's expired ones and
@@ -73,3 +85,7 @@ class Balances:
             log.warning("released %d holds left by a stopped process (unsettled)", swept)
         await self._store.forget_before(now - IDEMPOTENCY_TTL)
         return swept
+
+
+def new_hold_id() -> str:
+    return "hold_" + secrets.token_hex(8)

@@ -3,15 +3,21 @@
 A request takes a slot when it is admitted and gives it back only once its settlement (the
 money change and its ledger row, one transaction) is committed. The slots are bounded: when
 the store falls behind or is down, new requests are refused with 503 before anything is sent
-upstream, rather than served without a record. A failed batch is retried, never discarded;
-``drain`` waits for every pending row on shutdown.
+upstream, rather than served without a record. While the store is unreachable a batch is
+retried; a batch the store refuses is written one settlement at a time, so one it rejects for
+good cannot hold up the rest: that one goes to the dead-letter file (one JSON line each, in
+the data directory) and the error log, never silently away. ``drain`` waits for every
+pending row on shutdown.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from collections import deque
+
+import msgspec
 
 from onemin_relay.gateway.storage import Settlement, Store
 
@@ -25,8 +31,11 @@ class LedgerFull(Exception):
 
 
 class LedgerWriter:
-    def __init__(self, store: Store, *, capacity: int, batch_size: int) -> None:
+    def __init__(
+        self, store: Store, *, capacity: int, batch_size: int, dead_letter: str | None = None
+    ) -> None:
         self._store = store
+        self._dead_letter = dead_letter
         self._capacity = capacity
         self._batch_size = batch_size
         self._in_use = 0
@@ -37,6 +46,7 @@ class LedgerWriter:
         self._task: asyncio.Task[None] | None = None
         self.written = 0
         self.failures = 0
+        self.dead = 0
 
     @property
     def in_use(self) -> int:
@@ -87,6 +97,8 @@ class LedgerWriter:
             self._idle.set()
 
     async def _write(self, batch: list[Settlement]) -> None:
+        """Write a batch, retrying while the store is unreachable; a batch it refuses is
+        written one settlement at a time, and a single one it refuses is set aside."""
         attempt = 0
         while True:
             try:
@@ -96,7 +108,28 @@ class LedgerWriter:
                 raise
             except Exception as exc:
                 self.failures += 1
-                delay = RETRY_DELAYS[min(attempt, len(RETRY_DELAYS) - 1)]
-                log.error("ledger: writing %d rows failed (%s); retrying", len(batch), exc)
+                if not self._store.transient(exc):
+                    break
+                log.error("ledger: store unavailable (%s); retrying", type(exc).__name__)
+                await asyncio.sleep(RETRY_DELAYS[min(attempt, len(RETRY_DELAYS) - 1)])
                 attempt += 1
-                await asyncio.sleep(delay)
+        if len(batch) == 1:
+            self._set_aside(batch[0])
+            return
+        for settlement in batch:
+            await self._write([settlement])
+
+    def _set_aside(self, settlement: Settlement) -> None:
+        """A settlement the store keeps refusing: kept in the dead-letter file and the log.
+        Its hold, if any, stays in the store and is swept as unsettled."""
+        self.dead += 1
+        line = msgspec.json.encode(settlement)
+        log.error("ledger: set aside a settlement the store refused: %s", line.decode())
+        if self._dead_letter is not None:
+            try:
+                os.makedirs(os.path.dirname(self._dead_letter) or ".", exist_ok=True)
+                with open(self._dead_letter, "ab") as out:
+                    out.write(line + b"\n")
+                    os.fsync(out.fileno())
+            except OSError as exc:
+                log.error("ledger: dead-letter file unwritable (%s)", exc)

@@ -27,7 +27,7 @@ from onemin_relay.core.errors import (
     UpstreamUnavailable,
 )
 from onemin_relay.core.types import Caller
-from onemin_relay.gateway.balances import Balances
+from onemin_relay.gateway.balances import Balances, new_hold_id
 from onemin_relay.gateway.keys import KeyRecord, hash_key, kind_of
 from onemin_relay.gateway.ledger import LedgerFull, LedgerWriter
 from onemin_relay.gateway.pricing import credits_to_nanos
@@ -37,6 +37,7 @@ from onemin_relay.settings import Settings
 log = logging.getLogger(__name__)
 
 Mode: TypeAlias = Literal["byok", "relay", "managed", "anonymous"]
+TEXT_LIMIT = 200
 HoldEstimate: TypeAlias = Callable[[], Awaitable[int]]  # nano-USD
 
 
@@ -117,7 +118,7 @@ class Gateway:
     ) -> Grant:
         """Admit one call; ``estimate`` (called only for paid calls) is its most-cost."""
         mode, key, api_key = await self.identify(caller)
-        if key is not None and not (key.allows(requested_model) or key.allows(upstream_model)):
+        if key is not None and not key.allows(upstream_model):
             self._refuse(caller, mode, key, requested_model, 403, "model_not_allowed")
             raise PermissionDenied(f"this key may not use the model {requested_model!r}")
         grant = Grant(
@@ -131,20 +132,23 @@ class Gateway:
         )
         self._take_slot()
         if grant.paid and key is not None:
+            grant.hold_id = new_hold_id()
             try:
                 grant.hold = await estimate()
-                grant.hold_id = await self.balances.hold(
+                await self.balances.hold(
                     key,
                     grant.hold,
+                    hold_id=grant.hold_id,
                     request_id=grant.request_id,
                     surface=grant.surface,
                     model=upstream_model,
                 )
-            except RelayError as exc:
-                self.ledger.submit(_refusal(grant, upstream_model, exc.status, exc.code))
-                raise
-            except BaseException:
-                self.ledger.submit(_refusal(grant, upstream_model, 503, "store_unavailable"))
+            except BaseException as exc:
+                status, code = (
+                    (exc.status, exc.code) if isinstance(exc, RelayError) else (503, "not_held")
+                )
+                # releases the hold if the store took it before the failure
+                self.ledger.submit(_refusal(grant, upstream_model, status, code))
                 raise
         return grant
 
@@ -255,8 +259,11 @@ class Gateway:
 
 
 def _refusal(grant: Grant, model: str, status: int, code: str) -> Settlement:
-    """A refused call's row: nothing sent upstream, nothing charged."""
-    return Settlement(_row(grant, Spent(status, model, error_code=code), "refused"))
+    """A refused call's row: nothing sent upstream, nothing charged, its hold (if one was
+    taken after all) released."""
+    row = _row(grant, Spent(status, model, error_code=code), "refused")
+    key_id = grant.key.id if grant.paid and grant.key is not None else None
+    return Settlement(row, key_id=key_id, hold_id=grant.hold_id)
 
 
 def _row(grant: Grant, spent: Spent, outcome: Outcome) -> LedgerRow:
@@ -267,13 +274,13 @@ def _row(grant: Grant, spent: Spent, outcome: Outcome) -> LedgerRow:
     key = grant.key
     return LedgerRow(
         at=time.time(),
-        request_id=grant.request_id,
+        request_id=_text(grant.request_id),
         key_id=key.id if key else None,
         project=key.project if key else None,
         mode=grant.mode,
-        surface=grant.surface,
-        requested_model=grant.requested_model,
-        upstream_model=spent.upstream_model,
+        surface=_text(grant.surface),
+        requested_model=_text(grant.requested_model),
+        upstream_model=_text(spent.upstream_model),
         status=spent.status,
         outcome=outcome,
         input_tokens=spent.input_tokens,
@@ -285,3 +292,8 @@ def _row(grant: Grant, spent: Spent, outcome: Outcome) -> LedgerRow:
         conversation_id=spent.conversation_id,
         error_code=spent.error_code,
     )
+
+
+def _text(value: str) -> str:
+    """Client-supplied text as a ledger column holds it: no NULs, at most 200 characters."""
+    return value.replace("\x00", "")[:TEXT_LIMIT]

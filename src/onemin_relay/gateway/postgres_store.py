@@ -38,6 +38,20 @@ from onemin_relay.gateway.storage import (
     unsettled_row,
 )
 
+# the server unreachable, restarting or out of connections: worth retrying, unlike an error
+# about what was sent
+TRANSIENT_ERRORS = (
+    OSError,
+    TimeoutError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.TooManyConnectionsError,
+    asyncpg.AdminShutdownError,
+    asyncpg.DeadlockDetectedError,
+    asyncpg.SerializationError,
+)
+
 T = TypeVar("T")
 
 MIGRATION_LOCK = 0x6F6E656D696E  # pg_advisory_xact_lock id: only one process migrates at once
@@ -164,6 +178,9 @@ class PostgresStore:
     async def settle(self, batch: list[Settlement]) -> None:
         if batch:
             await self._transaction(lambda db: _settle(db, batch))
+
+    def transient(self, error: BaseException) -> bool:
+        return isinstance(error, TRANSIENT_ERRORS)
 
     async def sweep(self, now: float) -> int:
         return await self._transaction(lambda db: _sweep(db, now))

@@ -39,16 +39,21 @@ def chat_credits(info: ModelInfo, input_tokens: int, output_tokens: int) -> int:
     return _side(input_tokens, price_in) + _side(output_tokens, price_out)
 
 
-def chat_hold(info: ModelInfo, prompt_tokens: int, max_output: int | None) -> tuple[int, int]:
-    """(credits to hold, output tokens covered) for a chat call with this prompt."""
+def chat_hold(
+    info: ModelInfo, prompt_tokens: int, max_output: int | None, calls: int = 1
+) -> tuple[int, int]:
+    """(credits to hold, output tokens covered per call) for ``calls`` chat calls with this
+    prompt. ``max_output`` lowers the hold only where the relay can enforce it (a plain
+    stream, which it cuts there): 1min.ai takes no output limit, so a whole answer may run
+    to the model's own maximum."""
     output = output_allowance(info, max_output)
     inputs = math.ceil(prompt_tokens * INPUT_MARGIN) + INPUT_OVERHEAD_TOKENS
-    return chat_credits(info, inputs, output), output
+    return chat_credits(info, inputs, output) * calls, output
 
 
 def output_allowance(info: ModelInfo, max_output: int | None) -> int:
     ceiling = info.max_output_tokens or DEFAULT_MAX_OUTPUT
-    return min(max_output, ceiling) if max_output else ceiling
+    return min(max_output, ceiling) if max_output is not None and max_output > 0 else ceiling
 
 
 def image_call_credits(info: ModelInfo, prompt_object: dict[str, Any], images: int) -> int:

@@ -160,6 +160,9 @@ class SqliteStore:
 
         await self._run(settle)
 
+    def transient(self, error: BaseException) -> bool:
+        return isinstance(error, sqlite3.OperationalError | OSError)
+
     async def sweep(self, now: float) -> int:
         def sweep(db: sqlite3.Connection) -> int:
             db.execute("BEGIN IMMEDIATE")

@@ -7,7 +7,7 @@ accepted and ignored: unknown fields are skipped by the decoder.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import msgspec
 import orjson
@@ -179,8 +179,8 @@ class _ChatBody(msgspec.Struct):
     messages: list[_Message]
     stream: bool = False
     stream_options: _StreamOptions | None = None
-    max_tokens: int | None = None
-    max_completion_tokens: int | None = None
+    max_tokens: Annotated[int, msgspec.Meta(ge=1)] | None = None
+    max_completion_tokens: Annotated[int, msgspec.Meta(ge=1)] | None = None
     n: int | None = None
     response_format: _Format | None = None
     tools: list[_Tool] | None = None
