@@ -71,7 +71,10 @@ def create_app(
     """The relay application. ``fetch_resolver`` replaces DNS for client image URLs (tests)."""
     app = web.Application(
         client_max_size=settings.max_body_bytes,
-        middlewares=[_errors, idempotency.middleware(lambda: app[GATEWAY].store)],
+        middlewares=[
+            _errors,
+            idempotency.middleware(lambda: app[GATEWAY].store, settings.total_timeout + 60),
+        ],
     )
     app[SETTINGS] = settings
     app[METRICS] = Metrics()

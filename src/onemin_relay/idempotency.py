@@ -18,11 +18,13 @@ from aiohttp import web
 from aiohttp.typedefs import Middleware
 
 from onemin_relay.core.errors import Conflict, InvalidRequest
+from onemin_relay.gateway.policy import SETTLED
 from onemin_relay.gateway.storage import Remembered, Store
-from onemin_relay.relay_path import RELAY_KEY
+from onemin_relay.relay_path import RELAY_KEY, canonical_path
 from onemin_relay.surfaces.common import CAPTURE, Capture
 
 HEADER = "Idempotency-Key"
+ADMIN_PREFIX = "/admin/"
 MAX_KEY_LENGTH = 255
 _CREDENTIAL_HEADERS = ("Authorization", "x-api-key", "x-goog-api-key")
 
@@ -30,33 +32,42 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 def holder_of(request: web.Request) -> str:
-    """Who holds an idempotency key: a hash of every credential the request carries."""
-    parts = [request.match_info.get(RELAY_KEY, "")]
+    """Who holds an idempotency key: a hash of every credential the request carries, and
+    the endpoint (a key reused on another endpoint is another request)."""
+    parts = [request.method, canonical_path(request), request.match_info.get(RELAY_KEY, "")]
     parts += [request.headers.get(name, "") for name in _CREDENTIAL_HEADERS]
     parts.append(request.query.get("key", ""))
     return hashlib.sha256("\x00".join(parts).encode()).hexdigest()
 
 
-def middleware(store: Callable[[], Store]) -> Middleware:
-    """The middleware; ``store`` gives the gateway store once the app has opened it."""
+def middleware(store: Callable[[], Store], running_lease: float) -> Middleware:
+    """The middleware; ``store`` gives the gateway store once the app has opened it. A first
+    request still marked running after ``running_lease`` seconds died with its process."""
 
     @web.middleware
     async def idempotent(request: web.Request, handler: Handler) -> web.StreamResponse:
         key = request.headers.get(HEADER, "").strip()
-        if not key or request.method != "POST":
-            return await handler(request)
+        if not key or request.method != "POST" or request.path.startswith(ADMIN_PREFIX):
+            return await handler(request)  # the admin API's answers hold fresh secrets
         if len(key) > MAX_KEY_LENGTH:
             raise InvalidRequest(f"{HEADER} must be at most {MAX_KEY_LENGTH} characters")
         holder, records = holder_of(request), store()
-        first = await records.remember(holder, key, time.time())
+        now = time.time()
+        first = await records.remember(holder, key, now, stale_before=now - running_lease)
         if first is not None:
             return _replay(first)
         capture = request[CAPTURE] = Capture()
+        settled = SETTLED.set([])
         try:
             response = await handler(request)
         except BaseException:
             await records.forget(holder, key)
             raise
+        finally:
+            statuses = SETTLED.get() or []
+            SETTLED.reset(settled)
+        if any(status >= 400 for status in statuses):
+            capture.failed = True  # a stream that failed after its headers: not replayable
         body = _kept_body(response, capture)
         if body is None:
             await records.forget(holder, key)

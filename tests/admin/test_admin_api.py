@@ -5,7 +5,9 @@ ledger are in test_admin_usage.py."""
 from __future__ import annotations
 
 import hashlib
+import json
 import time
+import urllib.request
 from datetime import datetime
 from typing import Any
 
@@ -281,3 +283,20 @@ def test_top_up_an_unknown_or_relay_key(admin: Relay) -> None:
     relay = create(admin, kind="relay")
     status, answer = admin.call("POST", f"/admin/v1/keys/{relay['id']}/topups", {"amount_usd": 1})
     assert status == 400 and "managed" in answer["error"]["message"]
+
+
+def test_key_creation_is_never_replayed_or_kept_by_idempotency(admin: Relay) -> None:
+    body = json.dumps({"name": "twice"}).encode()
+    secrets = []
+    for _ in range(2):
+        request = urllib.request.Request(
+            admin.url + "/admin/v1/keys", data=body, method="POST",
+            headers={"Authorization": f"Bearer {TOKEN}", "Idempotency-Key": "same-key",
+                     "Content-Type": "application/json"},
+        )  # fmt: skip
+        with urllib.request.urlopen(request, timeout=10) as answer:
+            assert answer.status == 201
+            secrets.append(json.loads(answer.read())["key"])
+    assert secrets[0] != secrets[1]
+    for path in admin.data_dir.glob("*.db*"):
+        assert secrets[0].encode() not in path.read_bytes()

@@ -483,3 +483,18 @@ async def test_forget_before_drops_only_older_claims(store: Store) -> None:
     assert await store.forget_before(NOW - 50) == 0
     assert await store.remember("h", "old", NOW) is None, "the old claim was dropped"
     assert await store.remember("h", "new", NOW) == Remembered("running")
+
+
+async def test_a_claim_running_past_its_lease_is_taken_over_but_a_result_is_kept(
+    store: Store,
+) -> None:
+    assert await store.remember("h", "dead", NOW - 1000) is None
+    assert await store.remember("h", "dead", NOW, stale_before=NOW - 2000) == Remembered(
+        "running"
+    ), "still inside its lease"
+    assert await store.remember("h", "dead", NOW, stale_before=NOW - 500) is None, "taken over"
+    assert await store.remember("h", "dead", NOW) == Remembered("running")
+    assert await store.remember("h", "done", NOW - 1000) is None
+    await store.record_outcome("h", "done", 200, "application/json", b"{}")
+    kept = await store.remember("h", "done", NOW, stale_before=NOW - 500)
+    assert kept == Remembered("done", 200, "application/json", b"{}")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 import urllib.error
 import urllib.request
 
@@ -84,9 +85,24 @@ def test_relay_key_never_reaches_logs(
         _chat(client)
         with pytest.raises(openai.NotFoundError):
             client.models.retrieve("no-such-model")
-    relay_side = [r for r in caplog.records if r.name.startswith(("onemin_relay", "aiohttp"))]
+        # the base URL without /v1: an unknown route, logged all the same
+        bare = client.with_options(base_url=f"{stack.relay_url}/{relay}")
+        with pytest.raises(openai.NotFoundError):
+            bare.chat.completions.create(
+                model="gpt-4o-mini", messages=[{"role": "user", "content": "x"}]
+            )
+
+    def relay_side_lines() -> list[logging.LogRecord]:
+        return [r for r in caplog.records if r.name.startswith(("onemin_relay", "aiohttp"))]
+
+    for _ in range(200):  # the server logs a request just after answering it
+        if any("/chat/completions 404" in r.getMessage() for r in relay_side_lines()):
+            break
+        time.sleep(0.01)
+    relay_side = relay_side_lines()
     assert any(r.name == "aiohttp.access" for r in relay_side), "requests should be logged"
     assert not [r for r in relay_side if relay in r.getMessage()]
+    assert any("/***/chat/completions 404" in r.getMessage() for r in relay_side)
     assert any("/***/v1/chat/completions" in r.getMessage() for r in relay_side)
     with urllib.request.urlopen(f"{stack.relay_url}/metrics", timeout=5) as answer:
         assert relay.encode() not in answer.read()

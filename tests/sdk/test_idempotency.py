@@ -101,3 +101,21 @@ def test_a_failed_call_can_be_retried_under_the_same_key(stack: Stack, api_key: 
             model="gpt-4o-mini", messages=MESSAGES, extra_headers=headers
         )
     assert reply.choices[0].message.content == "Echo: count my money"
+
+
+def test_a_stream_that_failed_after_its_headers_is_not_replayed(stack: Stack, api_key: str) -> None:
+    stack.set_faults(api_key, error_after_chunks=2, status_times=None)
+    headers = {"Idempotency-Key": uuid.uuid4().hex}
+    with _client(stack, api_key) as client:
+        with pytest.raises(openai.APIError):
+            for _ in client.responses.create(
+                model="gpt-4o-mini", input="count", stream=True, extra_headers=headers
+            ):
+                pass
+        stack.set_faults(api_key)
+        again = client.responses.create(
+            model="gpt-4o-mini", input="count", stream=True, extra_headers=headers
+        )
+        events = [event.type for event in again]
+    assert events[-1] == "response.completed"
+    assert len(stack.chat_requests(api_key)) == 2

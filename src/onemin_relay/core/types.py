@@ -99,6 +99,9 @@ class Caller(msgspec.Struct, frozen=True):
     request_id: str = ""
     idempotency_key: str | None = None
 
+    def __repr__(self) -> str:  # credentials stay out of logs and tracebacks
+        return f"Caller(surface={self.surface!r}, request_id={self.request_id!r})"
+
 
 class ChatRequest(msgspec.Struct, frozen=True):
     """One chat turn as the pipeline sees it, whatever protocol it arrived in."""

@@ -65,7 +65,6 @@ class Balances:
                 nanos_to_usd(state.balance), nanos_to_usd(state.reserved), nanos_to_usd(amount)
             )
 
-
     async def maintain(self) -> None:
         """Every interval: renew this process's holds, sweep everyone's expired ones and
         forget idempotency keys older than a day. Runs until cancelled."""

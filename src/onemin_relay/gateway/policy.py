@@ -15,6 +15,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from contextvars import ContextVar
 from typing import Literal, TypeAlias
 
 import msgspec
@@ -38,6 +39,9 @@ log = logging.getLogger(__name__)
 
 Mode: TypeAlias = Literal["byok", "relay", "managed", "anonymous"]
 TEXT_LIMIT = 200
+# the statuses of the calls settled in this request (set by whoever wants to know, e.g. the
+# idempotency middleware; a stream's failure never reaches it as an exception)
+SETTLED: ContextVar[list[int] | None] = ContextVar("onemin_settled", default=None)
 HoldEstimate: TypeAlias = Callable[[], Awaitable[int]]  # nano-USD
 
 
@@ -59,6 +63,9 @@ class Grant(msgspec.Struct):
     @property
     def paid(self) -> bool:
         return self.key is not None and self.mode == "managed"
+
+    def __repr__(self) -> str:  # the upstream key stays out of logs and tracebacks
+        return f"Grant(request_id={self.request_id!r}, mode={self.mode!r}, hold={self.hold})"
 
 
 class Spent(msgspec.Struct, frozen=True):
@@ -157,6 +164,9 @@ class Gateway:
         if grant.settled:
             return
         grant.settled = True
+        statuses = SETTLED.get()
+        if statuses is not None:
+            statuses.append(spent.status)
         outcome: Outcome = "ok" if spent.status < 400 else "error"
         row = _row(grant, spent, outcome)
         key = grant.key

@@ -209,8 +209,16 @@ class PostgresStore:
 
     # -- idempotency ---------------------------------------------------------------------
 
-    async def remember(self, holder: str, key: str, now: float) -> Remembered | None:
+    async def remember(
+        self, holder: str, key: str, now: float, stale_before: float | None = None
+    ) -> Remembered | None:
         async def remember(db: Connection) -> Remembered | None:
+            if stale_before is not None:
+                await db.execute(
+                    "DELETE FROM idempotency WHERE holder = $1 AND key = $2 "
+                    "AND state = 'running' AND created_at < $3",
+                    holder, key, stale_before,
+                )  # fmt: skip
             claimed = await db.fetchval(
                 "INSERT INTO idempotency (holder, key, state, created_at) "
                 "VALUES ($1, $2, 'running', $3) ON CONFLICT DO NOTHING RETURNING 1",
@@ -228,7 +236,7 @@ class PostgresStore:
             body = None if row[3] is None else bytes(row[3])
             return Remembered(row[0], row[1], row[2], body)
 
-        return await self._with(remember)
+        return await self._transaction(remember)
 
     async def record_outcome(
         self, holder: str, key: str, status: int, content_type: str, body: bytes

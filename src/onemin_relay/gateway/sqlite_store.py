@@ -217,9 +217,17 @@ class SqliteStore:
 
     # -- idempotency ---------------------------------------------------------------------
 
-    async def remember(self, holder: str, key: str, now: float) -> Remembered | None:
+    async def remember(
+        self, holder: str, key: str, now: float, stale_before: float | None = None
+    ) -> Remembered | None:
         def remember(db: sqlite3.Connection) -> Remembered | None:
             with db:
+                if stale_before is not None:
+                    db.execute(
+                        "DELETE FROM idempotency WHERE holder = ? AND key = ? "
+                        "AND state = 'running' AND created_at < ?",
+                        (holder, key, stale_before),
+                    )
                 claimed = db.execute(
                     "INSERT INTO idempotency (holder, key, state, created_at) "
                     "VALUES (?, ?, 'running', ?) ON CONFLICT DO NOTHING",

@@ -196,8 +196,12 @@ class Store(Protocol):
     async def ledger(self, key_id: str | None, limit: int) -> list[LedgerRow]: ...
 
     # idempotency
-    async def remember(self, holder: str, key: str, now: float) -> Remembered | None:
-        """Claim ``key`` for ``holder``: None if it was free, else what it holds."""
+    async def remember(
+        self, holder: str, key: str, now: float, stale_before: float | None = None
+    ) -> Remembered | None:
+        """Claim ``key`` for ``holder``: None if it was free, else what it holds. A claim
+        still running but made before ``stale_before`` is abandoned (its process died) and
+        is taken over."""
         ...
 
     async def record_outcome(
