@@ -71,7 +71,7 @@ from onemin_relay.core.media_types import (
 )
 from onemin_relay.core.types import Caller, ModelInfo, ModelKind
 from onemin_relay.gateway import pricing
-from onemin_relay.gateway.policy import Gateway
+from onemin_relay.gateway.policy import Gateway, Grant
 from onemin_relay.settings import Settings
 from onemin_relay.upstream import ModelCatalog
 from onemin_relay.upstream.features import FeatureClient, transcript_text
@@ -274,7 +274,7 @@ class Features:
         fmt = request.response_format or _default_format(model)
         price = _image_price(info, model, calls)
         async with self._gateway.flat_call(caller, request.model, model, price) as grant:
-            return await self._images("IMAGE_GENERATOR", model, calls, grant.api_key, fmt)
+            return await self._images("IMAGE_GENERATOR", model, calls, grant, fmt)
 
     async def vary_image(self, request: VariationRequest, caller: Caller) -> ImageResult:
         info, model = await self._model(request.model, "image", caller)
@@ -289,7 +289,7 @@ class Features:
             asset = await self._client.upload(request.image, media_type, api_key, request.filename)
             with_image = tuple({"imageUrl": asset.path, **p} for p in calls.prompt_objects)
             calls = ImageCalls(with_image, calls.keep)
-            return await self._images("IMAGE_VARIATOR", model, calls, api_key, fmt)
+            return await self._images("IMAGE_VARIATOR", model, calls, grant, fmt)
 
     async def transcribe(self, request: TranscriptionRequest, caller: Caller) -> Transcript:
         """Store the audio as an asset, then transcribe or translate it; both only once the
@@ -299,7 +299,10 @@ class Features:
         prompt_object = transcription_prompt(model, request)
         filename = request.filename if _extension_of(request.filename) == extension else None
         duration = audio_duration(request.audio)
-        price = _priced(info, pricing.transcription_credits, duration)
+        # unreadable length: assume low-bitrate speech (16 kbit/s), so a long file is not
+        # held as a minute
+        billed = duration if duration is not None else len(request.audio) / 2000
+        price = _priced(info, pricing.transcription_credits, billed)
         async with self._gateway.flat_call(caller, request.model, model, price) as grant:
             asset = await self._client.upload(
                 request.audio, AUDIO_MEDIA_TYPES[extension], grant.api_key, filename
@@ -308,6 +311,7 @@ class Features:
             record = await self._client.run(
                 feature, model, {"audioUrl": asset.path, **prompt_object}, grant.api_key
             )
+            grant.upstream_answered(record.credit)
         return Transcript(
             task=request.task,
             text=transcript_text(record),
@@ -323,6 +327,7 @@ class Features:
         price = _priced(info, pricing.speech_credits, len(request.text))
         async with self._gateway.flat_call(caller, request.model, model, price) as grant:
             record = await self._client.run("TEXT_TO_SPEECH", model, prompt_object, grant.api_key)
+            grant.upstream_answered(record.credit)
             url = record.temporary_url or self._client.asset_url(record.results[0])
             async with self._client.open_download(url) as download:
                 yield SpeechAudio(format=fmt, size=download.size, chunks=download.chunks)
@@ -341,12 +346,14 @@ class Features:
         feature: str,
         model: str,
         calls: ImageCalls,
-        api_key: str,
+        grant: Grant,
         fmt: ImageResponseFormat,
     ) -> ImageResult:
         records = await _all(
-            self._client.run(feature, model, p, api_key) for p in calls.prompt_objects
+            self._client.run(feature, model, p, grant.api_key) for p in calls.prompt_objects
         )
+        for record in records:
+            grant.upstream_answered(record.credit)
         urls = [self._client.asset_url(ref) for r in records for ref in r.results][: calls.keep]
         if fmt == "url":
             images = tuple(GeneratedImage(url=url) for url in urls)

@@ -59,6 +59,14 @@ class Grant(msgspec.Struct):
     hold: int = 0  # nano-USD held
     first_byte: float | None = None
     settled: bool = False
+    answered: bool = False  # 1min.ai did the work (and billed it), whatever happens next
+    reported_credits: int | None = None  # what 1min.ai said it charged, summed
+
+    def upstream_answered(self, credit: int | None) -> None:
+        """Record that an upstream call finished, and what 1min.ai said it cost."""
+        self.answered = True
+        if credit is not None:
+            self.reported_credits = (self.reported_credits or 0) + credit
 
     @property
     def paid(self) -> bool:
@@ -205,11 +213,29 @@ class Gateway:
         except BaseException as exc:
             seen = self.as_seen_by_caller(grant, exc)
             status, code = (seen.status, seen.code) if isinstance(seen, RelayError) else (499, None)
-            self.settle(grant, Spent(status, upstream_model, error_code=code))
+            self.settle(grant, self._flat_spent(grant, status, upstream_model, credits, code))
             if seen is not exc:
                 raise seen from exc
             raise
-        self.settle(grant, Spent(200, upstream_model, credits=credits or 0, cost=cost))
+        self.settle(grant, self._flat_spent(grant, 200, upstream_model, credits))
+
+    def _flat_spent(
+        self,
+        grant: Grant,
+        status: int,
+        model: str,
+        estimate: int | None,
+        code: str | None = None,
+    ) -> Spent:
+        """Once 1min.ai has done the work it is paid for, even if the client left before
+        the end: its reported credit, else the price rule's figure."""
+        if not grant.answered:
+            return Spent(status, model, error_code=code)
+        credits = grant.reported_credits
+        if credits is None:
+            credits = estimate or 0
+        cost = credits_to_nanos(credits, self._settings.credits_per_usd)
+        return Spent(status, model, credits=credits, cost=cost, error_code=code)
 
     # -- steps -----------------------------------------------------------------------------
 

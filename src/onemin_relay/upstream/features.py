@@ -17,6 +17,7 @@ guard that ``media.py`` applies to client URLs; their size is capped instead.
 
 from __future__ import annotations
 
+import math
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable
 from contextlib import asynccontextmanager
 from typing import Any
@@ -42,6 +43,7 @@ class FeatureRecord(msgspec.Struct, frozen=True):
 
     results: tuple[str, ...]
     temporary_url: str | None = None
+    credit: int | None = None  # what 1min.ai charged for the call, when it says
 
 
 class Download(msgspec.Struct):
@@ -59,6 +61,11 @@ class _Record(msgspec.Struct):
     status: str | None = None
     temporaryUrl: str | None = None
     aiRecordDetail: _Detail | None = None
+    metadata: msgspec.Raw = msgspec.Raw(b"null")
+
+
+class _Metadata(msgspec.Struct):
+    credit: float | None = None
 
 
 class _Envelope(msgspec.Struct):
@@ -67,6 +74,18 @@ class _Envelope(msgspec.Struct):
 
 
 _envelope_decoder = msgspec.json.Decoder(_Envelope)
+_metadata_decoder: msgspec.json.Decoder[_Metadata | None] = msgspec.json.Decoder(_Metadata | None)
+
+
+def _credit(raw: msgspec.Raw) -> int | None:
+    """The record's ``metadata.credit``; None when absent or oddly shaped."""
+    try:
+        metadata = _metadata_decoder.decode(raw)
+    except msgspec.DecodeError:
+        return None
+    if metadata is None or metadata.credit is None:
+        return None
+    return math.ceil(metadata.credit)
 
 
 def parse_feature_response(body: bytes, feature: str) -> FeatureRecord:
@@ -84,7 +103,8 @@ def parse_feature_response(body: bytes, feature: str) -> FeatureRecord:
     results = (raw,) if isinstance(raw, str) else tuple(raw or ())
     if not results:
         raise UpstreamError(f"1min.ai returned no result for {feature}")
-    return FeatureRecord(results, record.temporaryUrl or envelope.temporaryUrl)
+    url = record.temporaryUrl or envelope.temporaryUrl
+    return FeatureRecord(results, url, _credit(record.metadata))
 
 
 def transcript_text(record: FeatureRecord) -> str:
