@@ -233,14 +233,15 @@ async def test_top_up_and_revoke(store: Store) -> None:
 
 async def test_reserve_up_to_the_balance_and_no_further(store: Store) -> None:
     record = await new_key(store, balance=100)
-    taken, after = await store.reserve(hold(record.id, 60))
-    assert taken and after is not None
+    assert await store.reserve(hold(record.id, 60)) == (True, None)
+    after = await current(store, record.id)
     assert (after.balance, after.reserved) == (100, 60)
-    taken, after = await store.reserve(hold(record.id, 50))
+    taken, refused = await store.reserve(hold(record.id, 50))
     assert not taken, "50 more than the 40 left is refused"
-    assert after is not None and (after.balance, after.reserved) == (100, 60)
-    taken, after = await store.reserve(hold(record.id, 40))
-    assert taken and after is not None and after.reserved == 100 and after.available == 0
+    assert refused is not None and (refused.balance, refused.reserved) == (100, 60)
+    assert await store.reserve(hold(record.id, 40)) == (True, None)
+    after = await current(store, record.id)
+    assert after.reserved == 100 and after.available == 0
     taken, _ = await store.reserve(hold(record.id, 1))
     assert not taken
     assert await store.reserve(hold("key_missing", 1)) == (False, None)

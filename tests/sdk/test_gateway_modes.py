@@ -95,7 +95,7 @@ def test_relay_key_never_reaches_logs(
     def relay_side_lines() -> list[logging.LogRecord]:
         return [r for r in caplog.records if r.name.startswith(("onemin_relay", "aiohttp"))]
 
-    for _ in range(200):  # the server logs a request just after answering it
+    for _ in range(500):  # the server logs a request just after answering it
         if any("/chat/completions 404" in r.getMessage() for r in relay_side_lines()):
             break
         time.sleep(0.01)

@@ -165,7 +165,9 @@ class PostgresStore:
                 hold.id, hold.key_id, hold.amount, hold.owner, hold.created_at,
                 hold.expires_at, hold.request_id, hold.project, hold.surface, hold.model,
             )  # fmt: skip
-            return taken is not None, await _one_key(db, "id", hold.key_id)
+            if taken is not None:
+                return True, None
+            return False, await _one_key(db, "id", hold.key_id)
 
         return await self._with(reserve)
 
@@ -308,10 +310,9 @@ async def _settle(db: Connection, batch: list[Settlement]) -> None:
     up front, their holds deleted in one statement, and the arithmetic done here on the
     locked balances (``charge_for`` on each settlement's view after those before it)."""
     charged_keys = [item for item in batch if item.key_id is not None]
-    keys = {
-        row["id"]: [int(row["balance"]), int(row["reserved"])]
-        for row in await db.fetch(_LOCK_KEYS, sorted({str(i.key_id) for i in charged_keys}))
-    }
+    key_ids = sorted({str(i.key_id) for i in charged_keys})
+    locked = await db.fetch(_LOCK_KEYS, key_ids) if key_ids else []
+    keys = {row["id"]: [int(row["balance"]), int(row["reserved"])] for row in locked}
     hold_ids = sorted({i.hold_id for i in charged_keys if i.hold_id is not None})
     held: dict[str, int] = {}
     if hold_ids:

@@ -130,7 +130,7 @@ class SqliteStore:
                         (hold.id, hold.key_id, hold.amount, hold.owner, hold.created_at,
                          hold.expires_at, hold.request_id, hold.project, hold.surface, hold.model),
                     )  # fmt: skip
-                record = _one_key(db, "id", hold.key_id)
+                record = None if taken else _one_key(db, "id", hold.key_id)
                 db.execute("COMMIT")
             except BaseException:
                 db.execute("ROLLBACK")

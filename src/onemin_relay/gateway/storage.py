@@ -175,7 +175,8 @@ class Store(Protocol):
 
     # money
     async def reserve(self, hold: Hold) -> tuple[bool, KeyRecord | None]:
-        """Hold ``hold.amount`` if the key's balance less its holds covers it."""
+        """Hold ``hold.amount`` if the key's balance less its holds covers it: (True, None);
+        else (False, the key as it stands, for the 402; None if there is no such key)."""
         ...
 
     async def renew(self, owner: str, expires_at: float) -> int: ...
