@@ -1,6 +1,7 @@
 """Compare two versions of the relay on the same emulator, interleaved (before/after a change).
 
     python -m bench.ab --base /path/to/other/src [--candidate /path/to/src] [--reps 5]
+                       [--only ns1,ns64,st1,st64]
 
 Relay A runs from ``--base`` (e.g. ``git archive HEAD src | tar -x -C /tmp/base``), relay B
 from ``--candidate`` (default: this checkout), the emulator from ``--base``. Both relays sit
@@ -22,14 +23,14 @@ import orjson
 
 from bench import bodies, drivers, stack
 from bench.procs import BenchError, Fleet, Proc, cpu_seconds, http_status
-from bench.run import layout
+from bench.run import Background, layout
 
-LOADS = (
-    ("chat c=64", False, 64),
-    ("stream c=64", True, 64),
-    ("chat c=1", False, 1),
-    ("stream c=1", True, 1),
-)
+LOADS = {  # the names of bench.run's scenarios: (label, streaming, connections)
+    "ns64": ("chat c=64", False, 64),
+    "st64": ("stream c=64", True, 64),
+    "ns1": ("chat c=1", False, 1),
+    "st1": ("stream c=1", True, 1),
+}
 
 
 def _measure(
@@ -56,11 +57,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--candidate", default=None, help="the src directory of version B")
     parser.add_argument("--reps", type=int, default=5)
     parser.add_argument("--duration", type=float, default=3.0)
+    parser.add_argument("--only", default="", help="comma-separated loads (default: all)")
+    parser.add_argument("--runs", action="store_true", help="also print every run")
     args = parser.parse_args(argv)
+    chosen = [name for name in args.only.split(",") if name] or list(LOADS)
+    if set(chosen) - set(LOADS):
+        print(f"unknown loads {sorted(set(chosen) - set(LOADS))}", file=sys.stderr)
+        return 2
     stack.raise_fd_limit()
     cpus = layout()
     work = Path(tempfile.mkdtemp(prefix="onemin-ab-"))
     fleet = Fleet(work)
+    background = Background(fleet)
     try:
         _, emulator_port = stack.start_emulator(fleet, cpus.emulator, source=args.base)
         knobs = {"reply": bodies.REPLY}
@@ -80,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
         for proc, port in relays.values():  # warm up
             for streaming in (False, True):
                 _measure(port, proc, work / f"{streaming}.json", streaming, 8, 1, cpus.load)
-        for label, streaming, conns in LOADS:
+        for label, streaming, conns in (LOADS[name] for name in chosen):
             runs: dict[str, list[tuple[float, float, float, float]]] = {k: [] for k in relays}
             for rep in range(args.reps):
                 order = list(relays) if rep % 2 == 0 else list(relays)[::-1]
@@ -104,6 +112,13 @@ def main(argv: list[str] | None = None) -> int:
                     f"  relay CPU {cpu:5.0f} µs/req",
                     flush=True,
                 )
+                if args.runs:
+                    for rate, p50, p99, cpu in values:
+                        print(
+                            f"{'':27s} run {rate:8,.0f}/s  p50 {p50:6.2f} ms  p99 {p99:6.2f} ms"
+                            f"  relay CPU {cpu:5.0f} µs/req"
+                        )
+        print(f"other load during the run: {background.summary()}")
     except BenchError as exc:
         print(f"could not measure: {exc}", file=sys.stderr)
         return 1

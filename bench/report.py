@@ -6,6 +6,8 @@ import dataclasses
 import statistics
 from collections.abc import Callable, Sequence
 
+SIDE_LABELS = ("direct", "relayed")
+
 # A target check gets (direct, relayed) and says whether the target is met.
 Check = Callable[[float | None, float | None], bool]
 
@@ -45,7 +47,7 @@ class Row:
     note: str = ""
     direct_runs: Sequence[float] = ()
     relayed_runs: Sequence[float] = ()
-    labels: tuple[str, str] = ("direct", "relayed")
+    labels: tuple[str, str] = SIDE_LABELS  # what the two columns hold in this row
 
     @property
     def met(self) -> bool | None:
@@ -68,6 +70,14 @@ def _number(value: float | None, unit: str) -> str:
     if unit in ("req/s", "streams/s"):
         return f"{value:,.0f} {unit}"
     return f"{value:g}" + (f" {unit}" if unit else "")
+
+
+def _labelled(row: Row, side: int, text: str) -> str:
+    """A value prefixed with what its column holds, for rows that compare other things
+    than direct and relayed (e.g. ``BYOK 0.45 ms`` / ``managed 0.61 ms``)."""
+    if row.labels == SIDE_LABELS or text == "—":
+        return text
+    return f"{row.labels[side]} {text}"
 
 
 def _delta(row: Row) -> str:
@@ -98,10 +108,11 @@ def table(rows: Sequence[Row]) -> str:
     ]
     for row in rows:
         target = row.target.text if row.target else ""
+        direct = _labelled(row, 0, _number(row.direct, row.unit))
+        relayed = _labelled(row, 1, _number(row.relayed, row.unit))
         lines.append(
-            f"| {row.scenario} | {row.metric} | {_number(row.direct, row.unit)} | "
-            f"{_number(row.relayed, row.unit)} | {_delta(row)} | {_ratio(row)} | {target} | "
-            f"{_status(row)} |"
+            f"| {row.scenario} | {row.metric} | {direct} | {relayed} | {_delta(row)} | "
+            f"{_ratio(row)} | {target} | {_status(row)} |"
         )
     return "\n".join(lines)
 
@@ -114,6 +125,7 @@ def runs_table(rows: Sequence[Row]) -> str:
             continue
         direct = " / ".join(_number(v, row.unit) for v in row.direct_runs) or "—"
         relayed = " / ".join(_number(v, row.unit) for v in row.relayed_runs) or "—"
+        direct, relayed = _labelled(row, 0, direct), _labelled(row, 1, relayed)
         lines.append(f"| {row.scenario} | {row.metric} | {direct} | {relayed} |")
     return "\n".join(lines)
 

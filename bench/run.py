@@ -1,11 +1,13 @@
 """``make bench``: measure what the relay costs on the path, and write BENCHMARKS.md.
 
-    python -m bench.run [--reps 3] [--duration 3] [--only ns1,ns64,st1,st64,scaling,vision,hold]
+    python -m bench.run [--reps 3] [--duration 3]
+                        [--only ns1,ns64,st1,st64,managed,managed_pg,scaling,vision,hold]
                         [--out BENCHMARKS.md] [--profile] [--source DIR]
 
 Starts the emulator (no artificial latency) and a relay on loopback, pinned to separate CPUs,
 warms both up, runs every scenario direct and relayed interleaved, prints the table and
 writes it. Exits non-zero only when it could not measure; missed targets are in the table.
+Whatever follows the line ``KEEP_MARKER`` in the output file is kept when it is rewritten.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from collections.abc import Callable
 from pathlib import Path
 from shutil import which
 
-from bench import capacity, drivers, profile, report, scenarios, stack
+from bench import capacity, drivers, managed, profile, report, scenarios, stack
 from bench.procs import BenchError, Fleet, machine_cpu_seconds, own_cpu_seconds
 from bench.report import Row
 from bench.scenarios import Bench, Layout
@@ -35,12 +37,16 @@ SCENARIOS: dict[str, Callable[[Bench], list[Row]]] = {
     "ns64": lambda b: scenarios.non_stream(b, 64),
     "st1": scenarios.stream_c1,
     "st64": scenarios.stream_c64,
+    "managed": managed.sqlite,
+    "managed_pg": managed.postgres,
     "vision": scenarios.vision,
     "hold": capacity.hold_streams,
 }
 # Scenarios that leave state behind run last: the emulator keeps every vision upload, and
 # after 1,000 streams both servers hold a thousand idle connections for a while.
-ORDER = ("ns1", "ns64", "st1", "st64", "scaling", "vision", "hold")
+ORDER = ("ns1", "ns64", "st1", "st64", "managed", "managed_pg", "scaling", "vision", "hold")
+# Hand-written sections of the output file go below this line; a rewrite keeps them.
+KEEP_MARKER = "<!-- Everything below this line is kept when make bench rewrites this file. -->"
 
 
 class Background:
@@ -133,9 +139,19 @@ def main(argv: list[str] | None = None) -> int:
     if not args.profile:  # the profile's raw stacks stay in the work directory
         shutil.rmtree(work, ignore_errors=True)
     if args.out:
-        Path(args.out).write_text(markdown)
+        Path(args.out).write_text(markdown + kept_part(Path(args.out)))
         print(f"\nwritten to {args.out} in {time.monotonic() - started:.0f} s", file=sys.stderr)
     return 0
+
+
+def kept_part(path: Path) -> str:
+    """The hand-written part of an existing output file (from ``KEEP_MARKER`` on), if any."""
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        return ""
+    at = text.find(KEEP_MARKER)
+    return "" if at < 0 else "\n" + text[at:]
 
 
 def _run(fleet: Fleet, work: Path, args: argparse.Namespace, chosen: list[str]) -> str:

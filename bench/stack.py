@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import socket
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 
 from bench.procs import Fleet, Proc, wait_ready
@@ -28,9 +29,9 @@ def start_emulator(fleet: Fleet, cpus: str, source: str | None = None) -> tuple[
     return proc, port
 
 
-def relay_env(emulator_port: int) -> dict[str, str]:
+def relay_env(emulator_port: int, data_dir: Path | None = None) -> dict[str, str]:
     upstream = f"http://127.0.0.1:{emulator_port}"
-    return {
+    env = {
         "ONEMIN_UPSTREAM_URL": upstream,
         "ONEMIN_ASSET_URL": upstream,
         "ONEMIN_LOG_LEVEL": "warning",
@@ -39,6 +40,10 @@ def relay_env(emulator_port: int) -> dict[str, str]:
         "ONEMIN_MODELS_TTL": "3600",
         "PYTHONUNBUFFERED": "1",
     }
+    if data_dir is not None:
+        # The gateway store (SQLite) of this relay: in the run's work directory, never ./data.
+        env["ONEMIN_DATA_DIR"] = str(data_dir)
+    return env
 
 
 def start_relay(
@@ -48,13 +53,17 @@ def start_relay(
     emulator_port: int,
     workers: int = 1,
     source: str | None = None,
+    extra_env: Mapping[str, str] | None = None,
 ) -> tuple[Proc, int]:
-    """A relay process; ``source`` is another ``src`` directory to run the relay from."""
+    """A relay process; ``source`` is another ``src`` directory to run the relay from.
+
+    Its gateway store is a SQLite file in ``<work dir>/data-<name>`` unless ``extra_env``
+    names another (``ONEMIN_DATA_DIR`` or ``ONEMIN_DATABASE_URL``)."""
     port = free_port()
     argv = [CLI, "serve", "--host", "127.0.0.1", "--port", str(port)]
     if workers > 1:
         argv += ["--workers", str(workers)]
-    env = relay_env(emulator_port)
+    env = {**relay_env(emulator_port, fleet.log_dir / f"data-{name}"), **(extra_env or {})}
     if source:
         env["PYTHONPATH"] = source
     proc = fleet.start(name, argv, cpus, env)
