@@ -147,16 +147,20 @@ class Answerer:
                 plan, record, usage, judge, repair, self._settings.tool_repair_retries
             )
         except ToolCallError as exc:
-            raise ToolCallFailed(
+            failed = ToolCallFailed(
                 f"the model did not produce a valid tool call: {'; '.join(exc.errors)}"
-            ) from None
+            )
+            failed.usage = exc.usage
+            raise failed from None
         looping = repeated_call(plan.history, parsed.calls, self._settings.max_identical_tool_calls)
         if looping is not None:
-            raise ToolLoopDetected(
+            loop = ToolLoopDetected(
                 f"the model called {looping.name!r} with the same arguments "
                 f"{self._settings.max_identical_tool_calls} times already; stopping a loop",
                 param="messages",
             )
+            loop.usage = usage
+            raise loop
         return parsed, usage
 
     async def _json_answer(
@@ -173,11 +177,13 @@ class Answerer:
         try:
             return await self._repairing(plan, record, usage, judge, repair, retries)
         except StructuredOutputError as exc:
-            raise StructuredOutputFailed(
+            failed = StructuredOutputFailed(
                 f"the model's answer did not match the requested format after {retries + 1} "
                 f"attempt(s): {'; '.join(exc.errors)}",
                 param="response_format",
-            ) from None
+            )
+            failed.usage = exc.usage
+            raise failed from None
 
     async def _repairing(
         self,
@@ -195,6 +201,7 @@ class Answerer:
                 return await judge(record.text), usage
             except (StructuredOutputError, ToolCallError) as exc:
                 if attempt >= retries:
+                    exc.usage = usage
                     raise
                 call = msgspec.structs.replace(plan.call, prompt=repair(exc.reply, exc.errors))
             attempt += 1

@@ -280,9 +280,12 @@ class Pipeline:
         exc: BaseException,
         usage: Usage | None = None,
     ) -> BaseException:
-        """Settle a call that failed; the error the client should see."""
+        """Settle a call that failed (for the upstream work it had already done); the error
+        the client should see."""
         exc = self._gateway.as_seen_by_caller(grant, exc)
         error = exc if isinstance(exc, RelayError) else None
+        if usage is None and error is not None:
+            usage = error.usage
         rate = self._settings.credits_per_usd
         status = _status_of(exc)
         spent = metering.spent(status, plan.call.model, info, usage, rate, error)

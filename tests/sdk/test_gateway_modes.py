@@ -383,3 +383,26 @@ def test_a_deep_path_is_a_quick_404(stack: Stack) -> None:
         urllib.request.urlopen(request, timeout=5)
     raised.value.close()
     assert raised.value.code == 404
+
+
+def test_a_structured_answer_that_never_validates_is_charged_for_its_attempts(
+    stack: Stack,
+) -> None:
+    managed = stack.issue_key("managed", balance_usd=1.0)
+    stack.set_faults(stack.operator_key, reply="not JSON at all")
+    before = len(stack.chat_requests(stack.operator_key))
+    try:
+        with _openai(stack, managed) as client, pytest.raises(openai.APIStatusError) as raised:
+            client.chat.completions.create(
+                model="gpt-4o-mini", messages=[{"role": "user", "content": PROMPT}],
+                response_format={"type": "json_object"},
+            )  # fmt: skip
+    finally:
+        _emulator_call("DELETE", f"{stack.emulator_url}/_emulator/faults/{stack.operator_key}")
+    assert raised.value.status_code == 502
+    attempts = len(stack.chat_requests(stack.operator_key)) - before
+    assert attempts == 1 + stack.settings.structured_retries
+    (row,) = stack.ledger(managed)
+    assert row.error_code == "structured_output_failed"
+    assert row.credits > 0 and row.charged == row.cost > 0
+    assert stack.key_record(managed).spent == row.charged

@@ -30,6 +30,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from onemin_relay.core.types import Usage
+
 
 class RelayError(Exception):
     status: int = 500
@@ -41,6 +43,7 @@ class RelayError(Exception):
         self.message = message
         self.param = param
         self.details: dict[str, Any] = {}
+        self.usage: Usage | None = None  # upstream work already done (and billed), if any
 
 
 class InvalidRequest(RelayError):

@@ -49,7 +49,7 @@ from jsonschema.validators import validator_for
 
 from onemin_relay.core.errors import InvalidRequest
 from onemin_relay.core.prompt import flatten
-from onemin_relay.core.types import Message, ResponseFormat, TextPart
+from onemin_relay.core.types import Message, ResponseFormat, TextPart, Usage
 
 __all__ = [
     "MAX_CANDIDATES",
@@ -98,6 +98,7 @@ class StructuredOutputError(ValueError):
         super().__init__("; ".join(errors))
         self.errors = errors
         self.reply = reply
+        self.usage: Usage | None = None  # what the attempts so far cost, once known
 
 
 # -- the request side ------------------------------------------------------------------

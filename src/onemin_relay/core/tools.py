@@ -41,6 +41,7 @@ from onemin_relay.core.types import (
     ToolCall,
     ToolChoice,
     ToolSpec,
+    Usage,
 )
 
 __all__ = [
@@ -76,6 +77,7 @@ class ToolCallError(ValueError):
         super().__init__("; ".join(errors))
         self.errors = errors
         self.reply = reply
+        self.usage: Usage | None = None  # what the attempts so far cost, once known
 
 
 # -- the request side ------------------------------------------------------------------
