@@ -5,9 +5,10 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import itertools
 import logging
 import math
-import uuid
+import secrets
 from collections.abc import AsyncIterator, Callable
 from typing import Any, TypeVar
 
@@ -49,6 +50,8 @@ class Capture:
 
 CAPTURE = web.RequestKey("idempotency_capture", Capture)
 T = TypeVar("T")
+_ID_PREFIX = secrets.token_hex(8)
+_ID_COUNTER = itertools.count()
 REQUEST_ID = web.RequestKey("request_id", str)
 
 # Below this many unsent bytes a write returns at once (aiohttp drains past 64 KiB).
@@ -164,10 +167,12 @@ def caller_with_key(request: web.Request, api_key: str | None) -> Caller:
 
 
 def request_id(request: web.Request) -> str:
-    """This request's id (also sent back as ``x-request-id``), made on first use."""
+    """This request's id (also sent back as ``x-request-id``), made on first use: a random
+    prefix per process and a counter, unique across processes without a ``uuid4`` per
+    request (``os.urandom`` was 7 % of the relay's CPU under load)."""
     found = request.get(REQUEST_ID)
     if found is None:
-        found = request[REQUEST_ID] = "req_" + uuid.uuid4().hex
+        found = request[REQUEST_ID] = f"req_{_ID_PREFIX}{next(_ID_COUNTER):08x}"
     return str(found)
 
 
