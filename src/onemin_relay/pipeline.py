@@ -15,6 +15,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import NoReturn
 
 import msgspec
 
@@ -23,13 +24,11 @@ from onemin_relay.core.errors import (
     InvalidRequest,
     ModelNotFound,
     NotFound,
-    RelayError,
     UnsupportedModel,
-    UpstreamUnavailable,
 )
 from onemin_relay.core.prompt import FlatPrompt, flatten
 from onemin_relay.core.structured import check_schema, instructions
-from onemin_relay.core.tokens import count_tokens, count_tokens_async
+from onemin_relay.core.tokens import estimate_input_tokens
 from onemin_relay.core.tools import check_tools, render_tools
 from onemin_relay.core.types import (
     Caller,
@@ -43,19 +42,15 @@ from onemin_relay.core.types import (
     TextDelta,
     ToolCallEvent,
     ToolSpec,
-    Usage,
 )
-from onemin_relay.gateway import metering, pricing
+from onemin_relay.gateway.chat_billing import ChatBill, ChatBilling, Sent
 from onemin_relay.gateway.keys import KeyRecord
-from onemin_relay.gateway.metering import CLIENT_CLOSED, StreamMeter
-from onemin_relay.gateway.policy import Gateway, Grant
+from onemin_relay.gateway.policy import Gateway
 from onemin_relay.media import ImageFetcher, Media, decode_data_uri
 from onemin_relay.settings import Settings
 from onemin_relay.upstream import Asset, ChatCall, ModelCatalog, OneMinClient
 
 ONLINE_SUFFIX = ":online"
-# A 1024×1024 image at OpenAI's high detail; used where no upstream figure exists.
-ATTACHMENT_TOKEN_ESTIMATE = 765
 
 
 class ChatStream(msgspec.Struct):
@@ -73,12 +68,6 @@ class ChatStream(msgspec.Struct):
         return await estimate_input_tokens(self.call.prompt, self.call.model, attachments)
 
 
-async def estimate_input_tokens(prompt: str, model: str, attachments: int) -> int:
-    """The prompt's tokens plus an estimate per attachment (1min.ai does not say what it
-    bills for an image or a file)."""
-    return await count_tokens_async(prompt, model) + ATTACHMENT_TOKEN_ESTIMATE * attachments
-
-
 class Pipeline:
     def __init__(
         self,
@@ -93,19 +82,22 @@ class Pipeline:
         self._fetcher = fetcher
         self._settings = settings
         self._gateway = gateway
+        self._billing = ChatBilling(
+            gateway,
+            settings.credits_per_usd,
+            settings.tool_repair_retries,
+            settings.structured_retries,
+        )
         self._answers = Answerer(client, settings)
         self._asset_prefix = settings.asset_base + "/"
 
     async def chat(self, request: ChatRequest, caller: Caller) -> ChatResult:
-        plan, grant, info = await self._prepare(request, caller)
+        plan, bill = await self._prepare(request, caller)
         try:
             answer = await self._answers.complete(plan)
         except BaseException as exc:
-            seen = self._settle_failure(grant, plan, info, exc)
-            if seen is not exc:
-                raise seen from exc
-            raise
-        self._settle(grant, 200, plan, info, answer.usage)
+            _reraise(bill.failed(exc), exc)
+        bill.settled(200, answer.usage)
         return ChatResult(
             id=uuid.uuid4().hex,
             model=request.model,
@@ -121,10 +113,9 @@ class Pipeline:
         """Stream a reply. A reply bound to a JSON format is validated (and repaired) before
         anything is sent, then streamed whole: a client never receives JSON that fails.
         With tools, text streams as it comes and possible calls are held (``answers.py``)."""
-        plan, grant, info = await self._prepare(request, caller)
+        plan, bill = await self._prepare(request, caller)
         stream_id, created = uuid.uuid4().hex, int(time.time())
-        allowance = self._output_allowance(grant, info, request)
-        meter = StreamMeter(grant, plan.call.model, allowance)
+        meter = bill.meter(request)
         try:
             if plan.response_format is not None:
                 answer = await self._answers.complete(plan)
@@ -138,19 +129,8 @@ class Pipeline:
                     events = meter.outcome(events)
                     yield ChatStream(stream_id, request.model, created, events, plan.call)
         except BaseException as exc:
-            usage = _partial_usage(plan.call, meter)
-            seen = self._settle_failure(grant, plan, info, exc, usage)
-            if seen is not exc:
-                raise seen from exc
-            raise
-        if meter.error is not None:
-            usage = _partial_usage(plan.call, meter)
-            self._settle_failure(grant, plan, info, meter.error, usage)
-        elif meter.finish is None:  # the surface stopped reading before the end
-            usage = _partial_usage(plan.call, meter)
-            self._settle(grant, CLIENT_CLOSED, plan, info, usage)
-        else:
-            self._settle(grant, 200, plan, info, meter.finish.usage)
+            _reraise(bill.failed(exc, meter.partial_usage()), exc)
+        bill.finished(meter)
 
     async def models(self) -> tuple[list[ModelInfo], int]:
         """Every usable model and when the list was fetched (epoch seconds)."""
@@ -187,9 +167,7 @@ class Pipeline:
 
     # -- preparation -----------------------------------------------------------------
 
-    async def _prepare(
-        self, request: ChatRequest, caller: Caller
-    ) -> tuple[Plan, Grant, ModelInfo | None]:
+    async def _prepare(self, request: ChatRequest, caller: Caller) -> tuple[Plan, ChatBill]:
         name, web_search = split_online_suffix(request.model)
         flat = flatten(request.messages)
         if not flat.text.strip() and not flat.images and not flat.files:
@@ -208,22 +186,12 @@ class Pipeline:
         extras = [text for text in (contract, instructions(fmt) if fmt else "") if text]
         prompt = "\n\n".join([flat.text, *extras]) if flat.text else "\n\n".join(extras)
         attachments = len(flat.images) + len(flat.files)
-        calls = 1 + (self._settings.tool_repair_retries if tools else 0)
-        calls += self._settings.structured_retries if fmt else 0
-        # the client's max_tokens bounds only a plain stream, which the relay can cut there
-        bounded = request.max_output_tokens if request.stream and calls == 1 else None
-
-        async def most_cost() -> int:
-            return await self._chat_hold(info, prompt, attachments, bounded, calls)
-
-        grant = await self._gateway.admit(caller, request.model, model, most_cost)
+        sent = Sent(model, info, prompt, attachments, bool(tools), fmt is not None)
+        bill = await self._billing.admit(caller, request, sent)
         try:
-            images, files = await self._attach(flat, grant.api_key)
+            images, files = await self._attach(flat, bill.api_key)
         except BaseException as exc:
-            error = exc if isinstance(exc, RelayError) else None
-            spent = metering.spent(_status_of(exc), model, info, None, 1.0, error)
-            self._gateway.settle(grant, spent)
-            raise
+            _reraise(bill.failed(exc), exc)
         call = ChatCall(
             model=model,
             prompt=prompt,
@@ -233,64 +201,14 @@ class Pipeline:
         )
         plan = Plan(
             call=call,
-            api_key=grant.api_key,
+            api_key=bill.api_key,
             response_format=fmt,
             tools=tools,
             tool_choice=request.tool_choice,
             parallel_tool_calls=request.parallel_tool_calls,
             history=request.messages,
         )
-        return plan, grant, info
-
-    async def _chat_hold(
-        self,
-        info: ModelInfo | None,
-        prompt: str,
-        attachments: int,
-        max_output: int | None,
-        calls: int,
-    ) -> int:
-        """The most a chat request can cost, repair calls included, in nano-USD; it cannot
-        be billed without prices."""
-        if info is None:
-            raise UpstreamUnavailable("the 1min.ai price list is unavailable; cannot bill the call")
-        tokens = await estimate_input_tokens(prompt, info.id, attachments)
-        credits, _ = pricing.chat_hold(info, tokens, max_output, calls)
-        return pricing.credits_to_nanos(credits, self._settings.credits_per_usd)
-
-    def _output_allowance(
-        self, grant: Grant, info: ModelInfo | None, request: ChatRequest
-    ) -> int | None:
-        if not grant.paid or info is None:
-            return None
-        plain = request.response_format is None and not request.tools
-        return pricing.output_allowance(info, request.max_output_tokens if plain else None)
-
-    def _settle(
-        self, grant: Grant, status: int, plan: Plan, info: ModelInfo | None, usage: Usage | None
-    ) -> None:
-        rate = self._settings.credits_per_usd
-        self._gateway.settle(grant, metering.spent(status, plan.call.model, info, usage, rate))
-
-    def _settle_failure(
-        self,
-        grant: Grant,
-        plan: Plan,
-        info: ModelInfo | None,
-        exc: BaseException,
-        usage: Usage | None = None,
-    ) -> BaseException:
-        """Settle a call that failed (for the upstream work it had already done); the error
-        the client should see."""
-        exc = self._gateway.as_seen_by_caller(grant, exc)
-        error = exc if isinstance(exc, RelayError) else None
-        if usage is None and error is not None:
-            usage = error.usage
-        rate = self._settings.credits_per_usd
-        status = _status_of(exc)
-        spent = metering.spent(status, plan.call.model, info, usage, rate, error)
-        self._gateway.settle(grant, spent)
-        return exc
+        return plan, bill
 
     async def _model_info(self, model: str) -> ModelInfo | None:
         """The catalog entry for a chat model; None when the catalog cannot be read."""
@@ -348,23 +266,11 @@ def _offered_tools(request: ChatRequest) -> tuple[ToolSpec, ...]:
     return request.tools
 
 
-def _status_of(exc: BaseException) -> int:
-    if isinstance(exc, RelayError):
-        return exc.status
-    if isinstance(exc, asyncio.CancelledError | GeneratorExit):
-        return CLIENT_CLOSED
-    return 500
-
-
-def _partial_usage(call: ChatCall, meter: StreamMeter) -> Usage | None:
-    """What a stream that did not finish used, as far as the relay saw it. Counted in
-    place: this runs while the request is being cancelled, where awaiting is unsafe."""
-    if meter.finish is not None and meter.finish.usage is not None:
-        return meter.finish.usage
-    if meter.size == 0:
-        return None
-    inputs = count_tokens(call.prompt, call.model)
-    return Usage(inputs, count_tokens("".join(meter.text), call.model), estimated=True)
+def _reraise(seen: BaseException, exc: BaseException) -> NoReturn:
+    """Raise what the client should see in place of ``exc`` (``exc`` itself, usually)."""
+    if seen is exc:
+        raise exc
+    raise seen from exc
 
 
 async def _replay(answer: Answer) -> AsyncIterator[StreamEvent]:

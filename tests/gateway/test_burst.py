@@ -14,11 +14,11 @@ from pathlib import Path
 
 import openai
 
+from onemin_relay.core.tokens import estimate_input_tokens
 from onemin_relay.core.types import ModelInfo
 from onemin_relay.gateway import pricing
 from onemin_relay.gateway.keys import hash_key
 from onemin_relay.gateway.storage import Store
-from onemin_relay.pipeline import estimate_input_tokens
 from tests.gateway import procs
 
 MODEL = "gpt-4o-mini"

@@ -177,6 +177,16 @@ async def count_tokens_async(text: str, model: str) -> int:
     return await asyncio.to_thread(count_tokens, text, model)
 
 
+# A 1024×1024 image at OpenAI's high detail; used where no upstream figure exists.
+ATTACHMENT_TOKEN_ESTIMATE = 765
+
+
+async def estimate_input_tokens(prompt: str, model: str, attachments: int) -> int:
+    """The prompt's tokens plus an estimate per attachment (1min.ai does not say what it
+    bills for an image or a file)."""
+    return await count_tokens_async(prompt, model) + ATTACHMENT_TOKEN_ESTIMATE * attachments
+
+
 def warm_up(models: Iterable[str] = ("gpt-4o", "gpt-4")) -> None:
     """Seed the cache and load the encodings ``models`` use (about 0.5 s; call at start-up)."""
     seed_cache()

@@ -8,11 +8,12 @@ past what the key's balance was holding.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator
 
 from onemin_relay.core.errors import InsufficientBalance, RelayError
-from onemin_relay.core.tokens import count_tokens_async
+from onemin_relay.core.tokens import count_tokens, count_tokens_async
 from onemin_relay.core.types import Finish, ModelInfo, StreamEvent, TextDelta, Usage
 from onemin_relay.gateway import pricing
 from onemin_relay.gateway.policy import Grant, Spent
@@ -22,6 +23,15 @@ CLIENT_CLOSED = 499  # nginx's status for a client that left before the answer
 
 class HoldExceeded(InsufficientBalance):
     code = "hold_exceeded"
+
+
+def status_of(exc: BaseException) -> int:
+    """The status a call that ended with ``exc`` goes on the ledger with."""
+    if isinstance(exc, RelayError):
+        return exc.status
+    if isinstance(exc, asyncio.CancelledError | GeneratorExit):
+        return CLIENT_CLOSED
+    return 500
 
 
 def spent(
@@ -62,9 +72,10 @@ def _estimated_credits(info: ModelInfo | None, usage: Usage) -> int:
 class StreamMeter:
     """Watches a stream for its settlement: first byte, text so far, the final usage."""
 
-    def __init__(self, grant: Grant, model: str, output_allowance: int | None) -> None:
+    def __init__(self, grant: Grant, model: str, prompt: str, output_allowance: int | None) -> None:
         self._grant = grant
         self._model = model
+        self._prompt = prompt
         self._allowance = output_allowance
         self._checked_at = 0
         self.text: list[str] = []
@@ -83,6 +94,16 @@ class StreamMeter:
             elif isinstance(event, Finish):
                 self.finish = event
             yield event
+
+    def partial_usage(self) -> Usage | None:
+        """What a stream that did not finish used, as far as the relay saw it. Counted in
+        place: this runs while the request is being cancelled, where awaiting is unsafe."""
+        if self.finish is not None and self.finish.usage is not None:
+            return self.finish.usage
+        if self.size == 0:
+            return None
+        inputs = count_tokens(self._prompt, self._model)
+        return Usage(inputs, count_tokens("".join(self.text), self._model), estimated=True)
 
     async def outcome(self, events: AsyncIterator[StreamEvent]) -> AsyncIterator[StreamEvent]:
         """The outermost wrapper: remembers the error a stream ended with, which the surface
