@@ -21,7 +21,7 @@ from onemin_relay.features import Features
 from onemin_relay.gateway import open_store
 from onemin_relay.gateway.ledger import LedgerWriter
 from onemin_relay.gateway.policy import Gateway
-from onemin_relay.gateway.store import MemoryResponseStore
+from onemin_relay.gateway.response_store import MemoryResponseStore
 from onemin_relay.media import GuardedResolver, ImageFetcher
 from onemin_relay.metrics import METRICS, Metrics, serve_metrics
 from onemin_relay.pipeline import Pipeline

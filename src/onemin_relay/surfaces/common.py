@@ -25,7 +25,7 @@ from onemin_relay.core.errors import (
 from onemin_relay.core.types import Caller, FilePart
 from onemin_relay.features import Features
 from onemin_relay.gateway.policy import Gateway
-from onemin_relay.gateway.store import ResponseStore
+from onemin_relay.gateway.response_store import ResponseStore
 from onemin_relay.metrics import METRICS
 from onemin_relay.pipeline import Pipeline
 from onemin_relay.relay_path import RELAY_KEY

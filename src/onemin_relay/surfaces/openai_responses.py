@@ -13,7 +13,7 @@ and stream events and runs the handlers. Decisions on what 1min.ai lacks:
   (time to first byte is the whole reply) and carries it as one delta; an answer that never
   validates is a 502 before the stream starts, never a stream of invalid JSON.
 * ``store`` (default true) keeps the response for ``GET``, ``DELETE`` and
-  ``previous_response_id`` in the app's response store (:mod:`onemin_relay.gateway.store`),
+  ``previous_response_id`` in the app's response store (:mod:`onemin_relay.gateway.response_store`),
   scoped to the caller's key. A follow-up gets the earlier conversation (its input and the
   assistant's answer, not its ``instructions``, as OpenAI documents) before its own input.
   An unknown, expired, unstored or another caller's id is a 400 on ``previous_response_id``
@@ -47,7 +47,7 @@ from onemin_relay.core.types import (
     TextPart,
     ToolCall,
 )
-from onemin_relay.gateway.store import ResponseStore, StoredResponse, owner_of
+from onemin_relay.gateway.response_store import ResponseStore, StoredResponse, owner_of
 from onemin_relay.surfaces.common import (
     PIPELINE,
     RESPONSE_STORE,

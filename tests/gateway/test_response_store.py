@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from onemin_relay.gateway.store import (
+from onemin_relay.gateway.response_store import (
     SERVER_OWNER,
     MemoryResponseStore,
     StoredResponse,
