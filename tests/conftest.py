@@ -32,6 +32,13 @@ from onemin_relay.settings import Settings
 from onemin_relay.surfaces.common import GATEWAY
 
 T = TypeVar("T")
+LIMITS_OFF: dict[str, Any] = {
+    "ip_rpm": 0,
+    "ip_tpm": 0,
+    "ip_max_in_flight": 0,
+    "key_max_in_flight": 0,
+    "upstream_max_in_flight": 0,
+}
 
 HEADER_TIMEOUT = 0.5  # seconds a test connection gets to send its first request's headers
 
@@ -201,6 +208,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             upstream_retries=2,
             data_dir=str(tmp_path_factory.mktemp("relay-data")),
             api_key=f"operator-{uuid.uuid4().hex[:12]}",
+            **LIMITS_OFF,  # every test comes from 127.0.0.1; limits have tests of their own
         )
         resolver = FakeResolver(
             {"localhost": "127.0.0.1", "evil.test": "127.0.0.1", "intranet.test": "10.1.2.3"}

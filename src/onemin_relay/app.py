@@ -20,13 +20,14 @@ from onemin_relay.core.tokens import warm_up
 from onemin_relay.features import Features
 from onemin_relay.gateway import open_store
 from onemin_relay.gateway.ledger import LedgerWriter
+from onemin_relay.gateway.limits import RateLimits
 from onemin_relay.gateway.policy import Gateway
-from onemin_relay.gateway.response_store import MemoryResponseStore
 from onemin_relay.media import GuardedResolver, ImageFetcher
-from onemin_relay.metrics import METRICS, Metrics, serve_metrics
+from onemin_relay.metrics import METRICS, READINESS, Metrics, serve_metrics
 from onemin_relay.pipeline import Pipeline
 from onemin_relay.relay_path import add_relay_key_paths, canonical_path
 from onemin_relay.settings import Settings
+from onemin_relay.shared_state import SharedState, shared_state
 from onemin_relay.surfaces import (
     anthropic,
     gemini,
@@ -45,8 +46,11 @@ from onemin_relay.surfaces.common import (
     REQUEST_ID,
     RESPONSE_STORE,
     SETTINGS,
+    SHARED,
+    readiness,
 )
 from onemin_relay.surfaces.openai_errors import render_error as render_openai_error
+from onemin_relay.surfaces.rate_headers import add_rate_headers
 from onemin_relay.upstream import ModelCatalog, OneMinClient
 from onemin_relay.upstream.features import FeatureClient
 
@@ -78,6 +82,7 @@ def create_app(
     )
     app[SETTINGS] = settings
     app[METRICS] = Metrics()
+    app[READINESS] = readiness
     app.router.add_get("/metrics", serve_metrics)
     app.cleanup_ctx.append(_resources(settings, fetch_resolver))
     service.add_routes(app)
@@ -92,6 +97,7 @@ def create_app(
     key_state.add_routes(app)
     add_relay_key_paths(app)
     app.on_response_prepare.append(_request_id_header)
+    app.on_response_prepare.append(add_rate_headers)
     return app
 
 
@@ -129,12 +135,13 @@ def _resources(
             timeout=settings.image_fetch_timeout,
             allow_hosts=allow,
         )
-        catalog = ModelCatalog(client, ttl=settings.models_ttl)
-        async with _gateway(settings) as gateway:
+        async with shared_state(settings) as shared, _gateway(settings, shared) as gateway:
+            catalog = ModelCatalog(client, ttl=settings.models_ttl, shared=shared.catalog)
+            app[SHARED] = shared
             app[GATEWAY] = gateway
             app[PIPELINE] = Pipeline(client, catalog, fetcher, settings, gateway)
             app[FEATURES] = Features(FeatureClient(client, settings), catalog, settings, gateway)
-            app[RESPONSE_STORE] = MemoryResponseStore()
+            app[RESPONSE_STORE] = shared.responses
             try:
                 yield
             finally:
@@ -145,7 +152,7 @@ def _resources(
 
 
 @asynccontextmanager
-async def _gateway(settings: Settings) -> AsyncIterator[Gateway]:
+async def _gateway(settings: Settings, shared: SharedState) -> AsyncIterator[Gateway]:
     """The store (migrated), the ledger writer and the hold sweeper, for the app's life.
     On the way out (after aiohttp has let requests in flight finish) the ledger is drained
     before the store closes, so no settlement is lost to a shutdown."""
@@ -160,7 +167,7 @@ async def _gateway(settings: Settings) -> AsyncIterator[Gateway]:
             dead_letter=os.path.join(settings.data_dir, DEAD_LETTER_FILE),
         )
         ledger.start()
-        gateway = Gateway(store, ledger, settings)
+        gateway = Gateway(store, ledger, RateLimits(shared.limit_store, settings), settings)
         maintenance = asyncio.create_task(gateway.balances.maintain(), name="hold-sweeper")
         try:
             yield gateway

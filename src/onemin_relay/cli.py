@@ -44,6 +44,12 @@ def serve(
         raise typer.BadParameter(str(exc)) from None
     if demo and workers > 1:
         raise typer.BadParameter("--demo runs in one process; drop --workers")
+    if workers > 1 and settings.limits_on and not settings.limits_are_shared:
+        raise typer.BadParameter(
+            "with --workers, rate limits kept in memory would be counted by each worker alone "
+            "(N workers would admit N times the limit): set ONEMIN_REDIS_URL to share them, "
+            "or turn them off (ONEMIN_IP_RPM=0 ONEMIN_IP_TPM=0 and the *_MAX_IN_FLIGHT caps)"
+        )
     configure_logging(settings.log_level)
     if workers == 1:
         _run(_serve(settings, demo=demo, reuse_port=False))

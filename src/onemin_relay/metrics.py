@@ -7,8 +7,10 @@ registry; scrape each worker, or run one process per scrape target.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from aiohttp import web
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
@@ -39,6 +41,12 @@ class Metrics:
             ["code"],
             registry=self.registry,
         )
+        self.state_up = Gauge(
+            "onemin_relay_state_up",
+            "Whether a shared state (limits, ledger, responses, catalog) is healthy (1) or not.",
+            ["state", "store"],
+            registry=self.registry,
+        )
 
     def observe(self, request: web.Request, status: int, seconds: float) -> None:
         key = (route_of(request), status)
@@ -55,6 +63,9 @@ class Metrics:
 
 
 METRICS = web.AppKey("metrics", Metrics)
+Readiness = Callable[[web.Application], dict[str, dict[str, bool | str]]]
+# set by the app: the shared states' health, read at each scrape
+READINESS: web.AppKey[Readiness] = web.AppKey("readiness")
 
 
 def route_of(request: web.Request) -> str:
@@ -65,5 +76,10 @@ def route_of(request: web.Request) -> str:
 
 
 async def serve_metrics(request: web.Request) -> web.Response:
-    body = request.app[METRICS].exposition()
+    metrics = request.app[METRICS]
+    report = request.app.get(READINESS)
+    if report is not None:
+        for state, health in report(request.app).items():
+            metrics.state_up.labels(state, str(health["store"])).set(1 if health["ok"] else 0)
+    body = metrics.exposition()
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})

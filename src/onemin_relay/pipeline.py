@@ -82,12 +82,7 @@ class Pipeline:
         self._fetcher = fetcher
         self._settings = settings
         self._gateway = gateway
-        self._billing = ChatBilling(
-            gateway,
-            settings.credits_per_usd,
-            settings.tool_repair_retries,
-            settings.structured_retries,
-        )
+        self._billing = ChatBilling(gateway, settings)
         self._answers = Answerer(client, settings)
         self._asset_prefix = settings.asset_base + "/"
 

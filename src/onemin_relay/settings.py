@@ -8,7 +8,8 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
-from typing import Any
+from ipaddress import IPv4Network, IPv6Network, ip_network
+from typing import Any, Literal
 
 _PREFIX = "ONEMIN_"
 
@@ -42,6 +43,22 @@ class Settings:
     allow_anonymous: bool = False
     # the admin API (/admin/v1) is off without a token
     admin_token: str | None = field(default=None, repr=False)
+
+    # rate limits (0 = off): per client IP, and requests in flight per IP, per gateway key
+    # and per 1min.ai key; per-key rpm/tpm are stored with each key
+    ip_rpm: int = 180
+    ip_tpm: int = 100_000
+    ip_max_in_flight: int = 256
+    key_max_in_flight: int = 256
+    upstream_max_in_flight: int = 512
+    rate_window: float = 60.0  # seconds a "minute" of the rpm/tpm limits lasts
+    expected_output_tokens: int = 1000  # admitted for a reply when max_tokens is not given
+    trusted_proxies: str = ""  # addresses/networks whose X-Forwarded-For / Forwarded count
+    # when the limit store (Redis) fails: "closed" refuses with 503, "open" admits unchecked
+    limits_on_store_error: Literal["closed", "open"] = "closed"
+    # when Redis fails for stored Responses: "fail" answers 503, "degrade" forgets them
+    responses_on_store_error: Literal["fail", "degrade"] = "fail"
+    redis_prefix: str = "onemin:"
 
     # money: what one 1min.ai credit costs the operator, and how holds are kept
     credits_per_usd: float = 3_000_000.0
@@ -95,6 +112,16 @@ class Settings:
                 raise SettingsError(f"{_PREFIX}{name.upper()} must be greater than 0")
         if self.ledger_queue_size < 1 or self.ledger_batch_size < 1:
             raise SettingsError(f"{_PREFIX}LEDGER_QUEUE_SIZE and _BATCH_SIZE must be positive")
+        if self.limits_on_store_error not in ("closed", "open"):
+            raise SettingsError(f"{_PREFIX}LIMITS_ON_STORE_ERROR must be closed or open")
+        if self.responses_on_store_error not in ("fail", "degrade"):
+            raise SettingsError(f"{_PREFIX}RESPONSES_ON_STORE_ERROR must be fail or degrade")
+        for name in ("ip_rpm", "ip_tpm", "ip_max_in_flight", "key_max_in_flight"):
+            if getattr(self, name) < 0:
+                raise SettingsError(f"{_PREFIX}{name.upper()} must not be negative")
+        if self.rate_window <= 0 or self.expected_output_tokens < 0:
+            raise SettingsError(f"{_PREFIX}RATE_WINDOW must be positive")
+        self.trusted_proxy_networks  # noqa: B018  (a malformed address fails here)
         if self.hold_lease < 2 * self.sweep_interval:
             raise SettingsError(f"{_PREFIX}HOLD_LEASE must be at least twice SWEEP_INTERVAL")
         for name in ("upstream_retries", "structured_retries", "tool_repair_retries"):
@@ -120,6 +147,29 @@ class Settings:
             values[spec.name] = _convert(spec.name, spec.type, raw)
         values.update(overrides)
         return cls(**values)
+
+    @property
+    def trusted_proxy_networks(self) -> tuple[IPv4Network | IPv6Network, ...]:
+        try:
+            return tuple(
+                ip_network(part.strip(), strict=False)
+                for part in self.trusted_proxies.split(",")
+                if part.strip()
+            )
+        except ValueError as exc:
+            raise SettingsError(f"{_PREFIX}TRUSTED_PROXIES: {exc}") from None
+
+    @property
+    def limits_are_shared(self) -> bool:
+        """Whether every process counts in one place (Redis), as --workers needs."""
+        return bool(self.redis_url)
+
+    @property
+    def limits_on(self) -> bool:
+        return any(
+            (self.ip_rpm, self.ip_tpm, self.ip_max_in_flight, self.key_max_in_flight,
+             self.upstream_max_in_flight)
+        )  # fmt: skip
 
     @property
     def uses_postgres(self) -> bool:

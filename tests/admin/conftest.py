@@ -23,6 +23,7 @@ from onemin_relay.emulator import create_app as create_emulator
 from onemin_relay.gateway.storage import Store
 from onemin_relay.settings import Settings
 from onemin_relay.surfaces.common import GATEWAY
+from tests.conftest import LIMITS_OFF
 
 T = TypeVar("T")
 TOKEN = "t0ken"
@@ -120,7 +121,7 @@ def serve(data_dir: Path, **settings: Any) -> Iterator[Relay]:
             asset_url=emulator_url,
             api_key=f"operator-{uuid.uuid4().hex[:12]}",
             data_dir=str(data_dir),
-            **settings,
+            **{**LIMITS_OFF, **settings},
         )
         app = create_app(config)
         port = await _start(app, runners)

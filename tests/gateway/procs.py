@@ -22,6 +22,7 @@ from onemin_relay.gateway import open_store
 from onemin_relay.gateway.keys import issue
 from onemin_relay.gateway.storage import Store
 from onemin_relay.settings import Settings
+from tests.conftest import LIMITS_OFF
 
 POSTGRES_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 
@@ -95,6 +96,7 @@ def relay_env(upstream: str, store_env: dict[str, str], **extra: str) -> dict[st
         "ONEMIN_ASSET_URL": upstream,
         "ONEMIN_API_KEY": "operator-" + uuid.uuid4().hex[:8],
         "ONEMIN_LOG_LEVEL": "warning",
+        **{f"ONEMIN_{name.upper()}": str(value) for name, value in LIMITS_OFF.items()},
         **store_env,
         **extra,
     }

@@ -10,8 +10,10 @@ from onemin_relay.core.errors import RelayError, UpstreamUnavailable
 from onemin_relay.core.tokens import estimate_input_tokens
 from onemin_relay.core.types import Caller, ChatRequest, ModelInfo, Usage
 from onemin_relay.gateway import metering, pricing
+from onemin_relay.gateway.limits import token_estimate
 from onemin_relay.gateway.metering import CLIENT_CLOSED, StreamMeter
 from onemin_relay.gateway.policy import Gateway, Grant
+from onemin_relay.settings import Settings
 
 
 class Sent(msgspec.Struct, frozen=True):
@@ -81,13 +83,12 @@ class ChatBill:
 
 
 class ChatBilling:
-    def __init__(
-        self, gateway: Gateway, rate: float, tool_repairs: int, format_repairs: int
-    ) -> None:
+    def __init__(self, gateway: Gateway, settings: Settings) -> None:
         self._gateway = gateway
-        self._rate = rate
-        self._tool_repairs = tool_repairs
-        self._format_repairs = format_repairs
+        self._rate = settings.credits_per_usd
+        self._tool_repairs = settings.tool_repair_retries
+        self._format_repairs = settings.structured_retries
+        self._expected_output = settings.expected_output_tokens
 
     async def admit(self, caller: Caller, request: ChatRequest, sent: Sent) -> ChatBill:
         """Admit the request, holding (for a managed key) the most it can cost: every call
@@ -105,5 +106,6 @@ class ChatBilling:
             credits, _ = pricing.chat_hold(info, tokens, bounded, calls)
             return pricing.credits_to_nanos(credits, self._rate)
 
-        grant = await self._gateway.admit(caller, request.model, model, most_cost)
+        tokens = token_estimate(len(prompt), request.max_output_tokens, self._expected_output)
+        grant = await self._gateway.admit(caller, request.model, model, most_cost, tokens)
         return ChatBill(self._gateway, grant, sent, self._rate)

@@ -31,6 +31,7 @@ from onemin_relay.core.types import Caller
 from onemin_relay.gateway.balances import Balances, new_hold_id
 from onemin_relay.gateway.keys import KeyRecord, hash_key, kind_of
 from onemin_relay.gateway.ledger import LedgerFull, LedgerWriter
+from onemin_relay.gateway.limits import RateGrant, RateLimits
 from onemin_relay.gateway.pricing import credits_to_nanos
 from onemin_relay.gateway.storage import LedgerRow, Outcome, Settlement, Store
 from onemin_relay.settings import Settings
@@ -59,6 +60,7 @@ class Grant(msgspec.Struct):
     hold: int = 0  # nano-USD held
     first_byte: float | None = None
     settled: bool = False
+    rate: RateGrant | None = None  # what the rate limits counted, to correct and release
     answered: bool = False  # 1min.ai did the work (and billed it), whatever happens next
     reported_credits: int | None = None  # what 1min.ai said it charged, summed
 
@@ -90,9 +92,12 @@ class Spent(msgspec.Struct, frozen=True):
 
 
 class Gateway:
-    def __init__(self, store: Store, ledger: LedgerWriter, settings: Settings) -> None:
+    def __init__(
+        self, store: Store, ledger: LedgerWriter, limits: RateLimits, settings: Settings
+    ) -> None:
         self.store = store
         self.ledger = ledger
+        self.limits = limits
         self._settings = settings
         self.balances = Balances(
             store,
@@ -129,13 +134,25 @@ class Gateway:
         )
 
     async def admit(
-        self, caller: Caller, requested_model: str, upstream_model: str, estimate: HoldEstimate
+        self,
+        caller: Caller,
+        requested_model: str,
+        upstream_model: str,
+        estimate: HoldEstimate,
+        tokens: int = 0,
     ) -> Grant:
-        """Admit one call; ``estimate`` (called only for paid calls) is its most-cost."""
+        """Admit one call: who, which model, the rate limits (``tokens`` is its estimate),
+        a ledger slot, and for a paid call a hold of ``estimate()``, its most-cost."""
         mode, key, api_key = await self.identify(caller)
         if key is not None and not key.allows(upstream_model):
             self._refuse(caller, mode, key, requested_model, 403, "model_not_allowed")
             raise PermissionDenied(f"this key may not use the model {requested_model!r}")
+        try:
+            rate = await self.limits.admit(caller, key, api_key, tokens)
+        except RelayError as exc:
+            if key is not None:
+                self._refuse(caller, mode, key, requested_model, exc.status, exc.code)
+            raise
         grant = Grant(
             request_id=caller.request_id or uuid.uuid4().hex,
             mode=mode,
@@ -144,34 +161,48 @@ class Gateway:
             requested_model=requested_model,
             started=time.monotonic(),
             key=key,
+            rate=rate,
         )
-        self._take_slot()
+        try:
+            self._take_slot()
+        except RelayError:
+            self.limits.settle(rate, 0)
+            raise
         if grant.paid and key is not None:
-            grant.hold_id = new_hold_id()
-            try:
-                grant.hold = await estimate()
-                await self.balances.hold(
-                    key,
-                    grant.hold,
-                    hold_id=grant.hold_id,
-                    request_id=grant.request_id,
-                    surface=grant.surface,
-                    model=upstream_model,
-                )
-            except BaseException as exc:
-                status, code = (
-                    (exc.status, exc.code) if isinstance(exc, RelayError) else (503, "not_held")
-                )
-                # releases the hold if the store took it before the failure
-                self.ledger.submit(_refusal(grant, upstream_model, status, code))
-                raise
+            await self._hold(grant, key, upstream_model, estimate)
         return grant
+
+    async def _hold(
+        self, grant: Grant, key: KeyRecord, upstream_model: str, estimate: HoldEstimate
+    ) -> None:
+        grant.hold_id = new_hold_id()
+        try:
+            grant.hold = await estimate()
+            await self.balances.hold(
+                key,
+                grant.hold,
+                hold_id=grant.hold_id,
+                request_id=grant.request_id,
+                surface=grant.surface,
+                model=upstream_model,
+            )
+        except BaseException as exc:
+            status, code = (
+                (exc.status, exc.code) if isinstance(exc, RelayError) else (503, "not_held")
+            )
+            # releases the hold if the store took it before the failure
+            self.ledger.submit(_refusal(grant, upstream_model, status, code))
+            if grant.rate is not None:
+                self.limits.settle(grant.rate, 0)
+            raise
 
     def settle(self, grant: Grant, spent: Spent) -> None:
         """Queue the settlement: charge, release, ledger row (one transaction, batched)."""
         if grant.settled:
             return
         grant.settled = True
+        if grant.rate is not None:
+            self.limits.settle(grant.rate, spent.input_tokens + spent.output_tokens)
         statuses = SETTLED.get()
         if statuses is not None:
             statuses.append(spent.status)

@@ -10,6 +10,7 @@ import logging
 import math
 import secrets
 from collections.abc import AsyncIterator, Callable
+from ipaddress import IPv4Network, IPv6Network, ip_address
 from typing import Any, TypeVar
 
 import msgspec
@@ -30,6 +31,7 @@ from onemin_relay.metrics import METRICS
 from onemin_relay.pipeline import Pipeline
 from onemin_relay.relay_path import RELAY_KEY
 from onemin_relay.settings import Settings
+from onemin_relay.shared_state import SharedState
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +40,7 @@ FEATURES = web.AppKey("features", Features)
 SETTINGS = web.AppKey("settings", Settings)
 RESPONSE_STORE = web.AppKey("response_store", ResponseStore)
 GATEWAY = web.AppKey("gateway", Gateway)
+SHARED = web.AppKey("shared", SharedState)
 
 
 class Capture:
@@ -50,6 +53,7 @@ class Capture:
 
 CAPTURE = web.RequestKey("idempotency_capture", Capture)
 T = TypeVar("T")
+IPNetwork = IPv4Network | IPv6Network
 _ID_PREFIX = secrets.token_hex(8)
 _ID_COUNTER = itertools.count()
 REQUEST_ID = web.RequestKey("request_id", str)
@@ -158,12 +162,55 @@ def caller_with_key(request: web.Request, api_key: str | None) -> Caller:
     idempotency = request.headers.get("Idempotency-Key", "").strip() or None
     return Caller(
         api_key=api_key,
-        client_ip=request.remote or "",
+        client_ip=client_address(request, request.app[SETTINGS].trusted_proxy_networks),
         relay_key=request.match_info.get(RELAY_KEY),
         surface=resource.canonical if resource is not None else "",
         request_id=request_id(request),
         idempotency_key=idempotency,
     )
+
+
+def client_address(request: web.Request, trusted: tuple[IPNetwork, ...]) -> str:
+    """The client's address: the socket's peer, unless that peer is a trusted proxy; then
+    the nearest address in ``X-Forwarded-For`` (or ``Forwarded: for=``) that is not one,
+    read from the right, since only the proxies' own additions can be believed."""
+    peer = request.remote or ""
+    if not trusted or not _within(peer, trusted):
+        return peer
+    chain = _forwarded_chain(request)
+    for address in reversed(chain):
+        if not _within(address, trusted):
+            return address
+    return chain[0] if chain else peer
+
+
+def _forwarded_chain(request: web.Request) -> list[str]:
+    forwarded = request.headers.getall("X-Forwarded-For", [])
+    chain = [part.strip() for value in forwarded for part in value.split(",") if part.strip()]
+    if chain:
+        return chain
+    for value in request.headers.getall("Forwarded", []):
+        for element in value.split(","):
+            for pair in element.split(";"):
+                name, _, found = pair.strip().partition("=")
+                if name.lower() == "for" and found:
+                    chain.append(_host_of(found.strip('"')))
+    return chain
+
+
+def _host_of(node: str) -> str:
+    """``[2001:db8::1]:4711`` → ``2001:db8::1``; ``192.0.2.60:4711`` → ``192.0.2.60``."""
+    if node.startswith("["):
+        return node[1:].split("]", 1)[0]
+    return node.split(":", 1)[0] if node.count(":") == 1 else node
+
+
+def _within(address: str, networks: tuple[IPNetwork, ...]) -> bool:
+    try:
+        ip = ip_address(address)
+    except ValueError:
+        return False
+    return any(ip in network for network in networks)
 
 
 def request_id(request: web.Request) -> str:
@@ -174,6 +221,34 @@ def request_id(request: web.Request) -> str:
     if found is None:
         found = request[REQUEST_ID] = f"req_{_ID_PREFIX}{next(_ID_COUNTER):08x}"
     return str(found)
+
+
+def readiness(app: web.Application) -> dict[str, dict[str, bool | str]]:
+    """Per shared state: healthy or not, where it lives, and whether its failure blocks
+    requests (limits closed, Responses fail) or only degrades them."""
+    settings, gateway, shared = app[SETTINGS], app.get(GATEWAY), app.get(SHARED)
+    where = "redis" if settings.redis_url else "memory"
+    report: dict[str, dict[str, bool | str]] = {}
+    if gateway is not None:
+        report["limits"] = {
+            "ok": gateway.limits.healthy,
+            "store": where,
+            "blocking": settings.limits_on_store_error == "closed",
+        }
+        report["ledger"] = {
+            "ok": gateway.ledger.in_use < settings.ledger_queue_size,
+            "store": "postgresql" if settings.uses_postgres else "sqlite",
+            "blocking": True,
+        }
+    if shared is not None:
+        report["responses"] = {
+            "ok": bool(getattr(shared.responses, "healthy", True)),
+            "store": where,
+            "blocking": settings.responses_on_store_error == "fail",
+        }
+        catalog_ok = bool(getattr(shared.catalog, "healthy", True))
+        report["catalog"] = {"ok": catalog_ok, "store": where, "blocking": False}
+    return report
 
 
 def error_headers(exc: RelayError) -> dict[str, str]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from onemin_relay import __version__
-from onemin_relay.surfaces.common import json_response
+from onemin_relay.surfaces.common import json_response, readiness
 
 
 async def index(request: web.Request) -> web.Response:
@@ -23,7 +23,16 @@ async def healthz(request: web.Request) -> web.Response:
     return json_response({"status": "ok"})
 
 
+async def readyz(request: web.Request) -> web.Response:
+    """Whether this process can serve: each shared state's health, and what a failing one
+    means (the settings say whether limits and stored Responses fail closed or degrade)."""
+    report = readiness(request.app)
+    ready = all(state["ok"] or not state["blocking"] for state in report.values())
+    body = {"status": "ok" if ready else "unavailable", "states": report}
+    return json_response(body, status=200 if ready else 503)
+
+
 def add_routes(app: web.Application) -> None:
     app.router.add_get("/", index)
     app.router.add_get("/healthz", healthz)
-    app.router.add_get("/readyz", healthz)
+    app.router.add_get("/readyz", readyz)

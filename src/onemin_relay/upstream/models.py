@@ -3,7 +3,8 @@
 Hard-coded model lists rot, so the relay reads ``GET /models?feature=…``. The catalog is
 cached for a TTL, concurrent refreshes share one upstream fetch, and when a refresh fails
 the last good copy keeps being served. DISABLED models are hidden: 1min.ai lists them but
-rejects every call.
+rejects every call. With a ``shared`` tier (:mod:`onemin_relay.upstream.catalog_cache`),
+relay processes reuse a snapshot one of them fetched while it is younger than the TTL.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from onemin_relay.core.errors import (
     UpstreamUnavailable,
 )
 from onemin_relay.core.types import ModelInfo, ModelKind
+from onemin_relay.upstream.catalog_cache import SharedCatalog, decode_snapshot, encode_snapshot
 from onemin_relay.upstream.client import CatalogEntry, OneMinClient
 
 log = logging.getLogger(__name__)
@@ -86,13 +88,15 @@ class ModelCatalog:
         client: OneMinClient,
         ttl: float,
         clock: Callable[[], float] = time.monotonic,
+        shared: SharedCatalog | None = None,
     ) -> None:
         self._client = client
         self._ttl = ttl
         self._clock = clock
+        self._shared = shared  # a catalog other processes fetched, tried before 1min.ai
         self._current: Catalog | None = None
         self._expires = 0.0
-        self._refresh: asyncio.Task[Catalog] | None = None
+        self._refresh: asyncio.Task[tuple[Catalog, float]] | None = None
 
     async def get(self) -> Catalog:
         """The cached catalog, refreshed when stale; stale copy if the refresh fails."""
@@ -102,7 +106,7 @@ class ModelCatalog:
             self._refresh = asyncio.create_task(self._fetch())
             self._refresh.add_done_callback(self._refresh_done)
         try:
-            return await asyncio.shield(self._refresh)
+            return (await asyncio.shield(self._refresh))[0]
         except RelayError as exc:
             if self._current is not None:
                 log.warning("model catalog refresh failed, serving stale copy: %s", exc)
@@ -131,14 +135,28 @@ class ModelCatalog:
             )
         return info
 
-    def _refresh_done(self, task: asyncio.Task[Catalog]) -> None:
+    def _refresh_done(self, task: asyncio.Task[tuple[Catalog, float]]) -> None:
         self._refresh = None
         if task.cancelled() or task.exception() is not None:
             return
-        self._current = task.result()
-        self._expires = self._clock() + self._ttl
+        self._current, lifetime = task.result()
+        self._expires = self._clock() + lifetime
 
-    async def _fetch(self) -> Catalog:
+    async def _fetch(self) -> tuple[Catalog, float]:
+        """A fresh catalog and how many more seconds it stays fresh: the shared snapshot
+        while it is younger than the TTL, else 1min.ai's answer (then shared)."""
+        if self._shared is None:
+            return await self._fetch_upstream(), self._ttl
+        snapshot = decode_snapshot(await self._shared.load())
+        if snapshot is not None:
+            left = snapshot.fetched_at + self._ttl - time.time()
+            if left > 0:
+                return Catalog(snapshot.models, snapshot.fetched_at), min(left, self._ttl)
+        catalog = await self._fetch_upstream()
+        await self._shared.save(encode_snapshot(catalog.models, catalog.fetched_at), self._ttl)
+        return catalog, self._ttl
+
+    async def _fetch_upstream(self) -> Catalog:
         lists = await asyncio.gather(*(self._client.list_models(f) for f, _ in FEATURES))
         models: list[ModelInfo] = []
         seen: set[str] = set()

@@ -1,0 +1,173 @@
+"""Rate limits: requests and tokens per minute per client IP and per key, and requests in
+flight per IP, per key and per 1min.ai key, all checked and counted in one step.
+
+Tokens are admitted on an estimate, the prompt (at four characters a token) plus the output
+the request may ask for (``max_tokens``, else ``ONEMIN_EXPECTED_OUTPUT_TOKENS``), and corrected
+once the call has ended by the difference from what 1min.ai reports. A long reply therefore
+counts in full, and a short one gives back what it did not use, in the window where it was
+counted. The state of the tightest windows is kept for the response's rate-limit headers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import secrets
+from contextvars import ContextVar
+from typing import Literal, TypeAlias
+
+import msgspec
+
+from onemin_relay.core.errors import RateLimited, UpstreamUnavailable
+from onemin_relay.core.types import Caller
+from onemin_relay.gateway.keys import KeyRecord
+from onemin_relay.gateway.limit_store import Admission, Cap, LimitStore, Window, WindowState
+from onemin_relay.settings import Settings
+
+log = logging.getLogger(__name__)
+
+Kind: TypeAlias = Literal["requests", "tokens"]
+
+
+class Counted(msgspec.Struct, frozen=True):
+    """One window a request was checked against, for headers and messages."""
+
+    label: str  # "per-IP requests per minute"
+    kind: Kind
+    limit: int
+    state: WindowState
+
+
+# the windows of the request being served, for its rate-limit headers (app.py)
+RATE_STATE: ContextVar[tuple[Counted, ...] | None] = ContextVar("onemin_rate", default=None)
+
+
+class RateGrant(msgspec.Struct):
+    """What an admitted request was counted in, to correct and release when it ends."""
+
+    member: str
+    token_windows: tuple[str, ...] = ()
+    caps: tuple[Cap, ...] = ()
+    estimate: int = 0
+    window_index: int = 0
+
+
+class RateLimits:
+    def __init__(self, store: LimitStore, settings: Settings) -> None:
+        self._store = store
+        self._settings = settings
+        self._lease = settings.total_timeout + 60
+        self.healthy = True
+        self._pending: set[asyncio.Task[None]] = set()
+
+    async def admit(
+        self, caller: Caller, key: KeyRecord | None, upstream_key: str, tokens: int
+    ) -> RateGrant:
+        """Count the request everywhere it is limited, or raise 429 naming the limit."""
+        labelled = self._windows(caller, key, tokens)
+        windows = [window for _, _, window in labelled]
+        caps = self._caps(caller, key, upstream_key)
+        member = caller.request_id or secrets.token_hex(12)
+        if not windows and not caps:
+            return RateGrant(member)
+        try:
+            admission = await self._store.admit(windows, caps, member, self._lease)
+        except Exception as exc:
+            return self._store_failed(exc, member)
+        self.healthy = True
+        self._remember(labelled, admission)
+        if not admission.admitted:
+            raise self._refusal(labelled, caps, admission)
+        token_windows = tuple(w.subject for kind, _, w in labelled if kind == "tokens")
+        return RateGrant(member, token_windows, tuple(caps), tokens, admission.window_index)
+
+    def settle(self, grant: RateGrant, tokens_used: int | None) -> None:
+        """Correct the token estimate and leave the in-flight sets (in the background)."""
+        if not grant.caps and not grant.token_windows:
+            return
+        task = asyncio.get_running_loop().create_task(self._settle(grant, tokens_used))
+        self._pending.add(task)
+        task.add_done_callback(self._pending.discard)
+
+    async def _settle(self, grant: RateGrant, tokens_used: int | None) -> None:
+        try:
+            await self._store.release(list(grant.caps), grant.member)
+            if tokens_used is not None:
+                delta = tokens_used - grant.estimate
+                for subject in grant.token_windows:
+                    await self._store.adjust(subject, grant.window_index, delta)
+        except Exception as exc:
+            log.warning("rate limits: could not settle a request (%s)", type(exc).__name__)
+
+    def _windows(
+        self, caller: Caller, key: KeyRecord | None, tokens: int
+    ) -> list[tuple[Kind, str, Window]]:
+        settings, ip = self._settings, caller.client_ip
+        found: list[tuple[Kind, str, Window]] = []
+
+        def add(kind: Kind, label: str, subject: str, limit: int | None, cost: int) -> None:
+            if limit and (kind == "requests" or cost > 0):
+                found.append((kind, label, Window(subject, limit, cost)))
+
+        add("requests", "requests per minute for this IP", f"ip:{ip}:rpm", settings.ip_rpm, 1)
+        add("tokens", "tokens per minute for this IP", f"ip:{ip}:tpm", settings.ip_tpm, tokens)
+        if key is not None:
+            add("requests", "requests per minute for this key", f"key:{key.id}:rpm", key.rpm, 1)
+            add("tokens", "tokens per minute for this key", f"key:{key.id}:tpm", key.tpm, tokens)
+        return found
+
+    def _caps(self, caller: Caller, key: KeyRecord | None, upstream_key: str) -> list[Cap]:
+        settings = self._settings
+        caps = []
+        if settings.ip_max_in_flight:
+            caps.append(Cap(f"ip:{caller.client_ip}", settings.ip_max_in_flight))
+        if key is not None and settings.key_max_in_flight:
+            caps.append(Cap(f"key:{key.id}", settings.key_max_in_flight))
+        if settings.upstream_max_in_flight:
+            upstream = hashlib.sha256(upstream_key.encode()).hexdigest()[:24]
+            caps.append(Cap(f"upstream:{upstream}", settings.upstream_max_in_flight))
+        return caps
+
+    def _remember(self, labelled: list[tuple[Kind, str, Window]], admission: Admission) -> None:
+        counted = tuple(
+            Counted(label, kind, window.limit, state)
+            for (kind, label, window), state in zip(labelled, admission.states, strict=True)
+        )
+        RATE_STATE.set(counted)
+
+    def _refusal(
+        self, labelled: list[tuple[Kind, str, Window]], caps: list[Cap], admission: Admission
+    ) -> RateLimited:
+        wait = admission.retry_after
+        if admission.refused_window is not None:
+            _, label, window = labelled[admission.refused_window]
+            if window.cost > window.limit:
+                message = (
+                    f"this request alone ({window.cost} tokens estimated) exceeds the limit of "
+                    f"{window.limit} {label}; ask for fewer max_tokens"
+                )
+                return RateLimited(message, retry_after=None)
+            return RateLimited(f"rate limit reached: {window.limit} {label}", retry_after=wait)
+        cap = caps[admission.refused_cap or 0]
+        what = cap.subject.split(":", 1)[0]
+        owner = {"ip": "this IP", "key": "this key", "upstream": "this 1min.ai key"}[what]
+        return RateLimited(
+            f"too many requests in flight for {owner} (at most {cap.limit} at once)",
+            retry_after=wait,
+        )
+
+    def _store_failed(self, exc: Exception, member: str) -> RateGrant:
+        self.healthy = False
+        log.error("rate limits: the limit store failed (%s)", type(exc).__name__)
+        if self._settings.limits_on_store_error == "open":
+            return RateGrant(member)
+        raise UpstreamUnavailable(
+            "rate limits cannot be checked right now; try again shortly"
+        ) from None
+
+
+def token_estimate(prompt_chars: int, max_output: int | None, expected_output: int) -> int:
+    """Tokens a request is admitted on: the prompt at four characters a token, plus the
+    output it may ask for."""
+    return prompt_chars // 4 + (max_output if max_output else expected_output)

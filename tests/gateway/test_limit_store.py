@@ -1,0 +1,110 @@
+"""The rate-limit counts, the same behaviour in memory and in Redis (a key prefix per test)."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator, Callable
+
+import pytest
+import redis.asyncio as redis
+
+from onemin_relay.gateway.limit_store import (
+    Cap,
+    LimitStore,
+    MemoryLimitStore,
+    Window,
+    retry_after,
+)
+from onemin_relay.gateway.redis_limits import RedisLimitStore
+
+REDIS_URL = "redis://127.0.0.1:6379/0"
+WINDOW = 60.0
+
+StoreFactory = Callable[[], LimitStore]
+
+
+@pytest.fixture(params=["memory", "redis"])
+async def make_store(request: pytest.FixtureRequest) -> AsyncIterator[StoreFactory]:
+    if request.param == "memory":
+        shared = MemoryLimitStore(WINDOW)
+        yield lambda: shared
+        return
+    prefix = f"onemin-test-{uuid.uuid4().hex[:10]}:"
+    clients: list[redis.Redis] = []
+
+    def make() -> LimitStore:
+        client = redis.from_url(REDIS_URL, socket_timeout=5, socket_connect_timeout=2)
+        clients.append(client)
+        return RedisLimitStore(client, window=WINDOW, prefix=prefix)
+
+    yield make
+    cleaner = redis.from_url(REDIS_URL)
+    async for key in cleaner.scan_iter(match=prefix + "*"):
+        await cleaner.delete(key)
+    await cleaner.aclose()
+    for client in clients:
+        await client.aclose()
+
+
+async def test_a_burst_is_admitted_exactly_up_to_the_limit(make_store: StoreFactory) -> None:
+    stores = [make_store(), make_store()]  # two processes' worth, on Redis
+    window = [Window("ip:1:requests", 180, 1)]
+    results = await asyncio.gather(
+        *(stores[i % 2].admit(window, [], f"r{i}", 60) for i in range(1000))
+    )
+    assert sum(r.admitted for r in results) == 180
+    refused = [r for r in results if not r.admitted]
+    assert all(r.refused_window == 0 and r.retry_after > 0 for r in refused)
+
+
+async def test_all_or_nothing_across_limits(make_store: StoreFactory) -> None:
+    store = make_store()
+    requests = Window("k:requests", 10, 1)
+    tokens = Window("k:tokens", 1000, 600)
+    first = await store.admit([requests, tokens], [], "a", 60)
+    second = await store.admit([requests, tokens], [], "b", 60)
+    assert first.admitted and not second.admitted and second.refused_window == 1
+    # the refused request did not use up a request
+    assert first.states[0].remaining == 9
+    third = await store.admit([requests, Window("k:tokens", 1000, 400)], [], "c", 60)
+    assert third.admitted and third.states[0].remaining == 8 and third.states[1].remaining == 0
+
+
+async def test_a_token_estimate_is_corrected(make_store: StoreFactory) -> None:
+    store = make_store()
+    tokens = Window("k2:tokens", 1000, 800)
+    admitted = await store.admit([tokens], [], "a", 60)
+    assert admitted.admitted
+    await store.adjust("k2:tokens", admitted.window_index, -700)  # it used only 100
+    after = await store.admit([Window("k2:tokens", 1000, 850)], [], "b", 60)
+    assert after.admitted and after.states[0].remaining == 50
+
+
+async def test_in_flight_caps_hold_and_release(make_store: StoreFactory) -> None:
+    store = make_store()
+    cap = [Cap("ip:2:in-flight", 2)]
+    assert (await store.admit([], cap, "a", 60)).admitted
+    assert (await store.admit([], cap, "b", 60)).admitted
+    full = await store.admit([], cap, "c", 60)
+    assert not full.admitted and full.refused_cap == 0
+    await store.release(cap, "a")
+    assert (await store.admit([], cap, "c", 60)).admitted
+
+
+async def test_an_in_flight_entry_lapses_with_its_lease(make_store: StoreFactory) -> None:
+    store = make_store()
+    cap = [Cap("ip:3:in-flight", 1)]
+    assert (await store.admit([], cap, "crashed", 0.5)).admitted
+    assert not (await store.admit([], cap, "b", 60)).admitted
+    await asyncio.sleep(0.7)
+    assert (await store.admit([], cap, "b", 60)).admitted
+
+
+def test_retry_after_is_when_the_next_request_fits() -> None:
+    # 180 counted in a fresh window at second 10: the next request fits once the window has
+    # rolled over and the old count has decayed by one request's worth
+    assert retry_after(0, 180, 10, 60, 180, 1) == pytest.approx(50 + 60 / 180)
+    # the previous window's 180 decays: at second 30, 90 remain; one more fits after 1/3 s
+    assert retry_after(180, 89, 30, 60, 180, 1) == pytest.approx(0.0)
+    assert retry_after(180, 90, 30, 60, 180, 1) == pytest.approx(60 / 180)
