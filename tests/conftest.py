@@ -9,8 +9,12 @@ one test never leak into another.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import dataclasses
 import json
+import shutil
 import socket
+import tempfile
 import threading
 import urllib.request
 import uuid
@@ -94,6 +98,30 @@ class Stack:
     def on_relay(self, work: Coroutine[Any, Any, T]) -> T:
         """Run ``work`` on the relay's event loop (its store lives there) and wait for it."""
         return asyncio.run_coroutine_threadsafe(work, self.loop).result(timeout=30)
+
+    @contextlib.contextmanager
+    def another_relay(self, **overrides: Any) -> Iterator[tuple[str, web.Application]]:
+        """A second relay on this stack's emulator, with ``overrides`` on its settings and
+        a store of its own; stopped when the block ends."""
+        runners: list[web.AppRunner] = []
+        data_dir = tempfile.mkdtemp(prefix="relay-data-")
+        settings = dataclasses.replace(self.settings, data_dir=data_dir, **overrides)
+        app = create_app(settings)
+
+        async def start() -> int:
+            return await _start(app, runners, RelayRunner, handler_cancellation=True,
+                                access_log_class=AccessLogger)  # fmt: skip
+
+        async def stop() -> None:
+            for runner in runners:
+                await runner.cleanup()
+
+        port = self.on_relay(start())
+        try:
+            yield f"http://127.0.0.1:{port}", app
+        finally:
+            self.on_relay(stop())
+            shutil.rmtree(data_dir, ignore_errors=True)
 
     def issue_key(self, kind: KeyKind = "managed", balance_usd: float = 0.0, **fields: Any) -> str:
         """A new gateway key in the relay's store; its secret."""
