@@ -58,8 +58,10 @@ def test_a_burst_of_1000_gets_exactly_180_through(stack: Stack, api_key: str) ->
 
 
 def test_a_token_limit_is_exact_under_a_burst(stack: Stack, api_key: str) -> None:
-    # each request is admitted on 2 + 98 = 100 tokens ("hi" is 2 characters: 0 tokens at
-    # four a token, plus max_tokens 100): 50 fit in 5,000
+    # each request is admitted on 0 + 100 tokens ("hi" is 0 tokens at four characters a
+    # token, plus max_tokens 100): 50 fit in 5,000. The calls are kept in flight through the
+    # burst: one that ended would give back what it did not use, and let another in.
+    stack.set_faults(api_key, latency_ms=1500)
     with stack.another_relay(**_limits(ip_tpm=5000)) as (url, _):
         outcome = asyncio.run(_burst(url, api_key, 300, max_tokens=100))
     assert outcome == Counter({200: 50, 429: 250})
@@ -175,3 +177,20 @@ def test_forwarded_addresses_count_only_from_trusted_proxies(stack: Stack, api_k
             client.chat.completions.create(
                 model="gpt-4o-mini", messages=MESSAGES, extra_headers={"X-Forwarded-For": "5.6.7.8"}
             )
+
+
+def test_tokens_not_used_are_given_back(stack: Stack, api_key: str) -> None:
+    with (
+        stack.another_relay(**_limits(ip_tpm=1000)) as (url, _),
+        openai.OpenAI(base_url=f"{url}/v1", api_key=api_key, max_retries=0) as client,
+    ):
+        first = client.chat.completions.create(
+            model="gpt-4o-mini", messages=MESSAGES, max_tokens=900
+        )
+        assert first.usage is not None and first.usage.total_tokens < 100
+        # admitted on 900, it used a few: a second 900 fits only because they came back
+        raw = client.chat.completions.with_raw_response.create(
+            model="gpt-4o-mini", messages=MESSAGES, max_tokens=900
+        )
+    remaining = int(raw.headers["x-ratelimit-remaining-tokens"])
+    assert remaining == 1000 - first.usage.total_tokens - 900
