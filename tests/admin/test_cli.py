@@ -208,3 +208,14 @@ def test_the_command_line_and_a_running_relay_share_the_store(running: Relay) ->
     running.flush_ledger()
     rows = cli_json(running.data_dir, "ledger", "--key-id", made["id"])["data"]
     assert len(rows) == 1 and rows[0]["mode"] == "managed"
+
+
+def test_workers_with_limits_in_memory_are_refused(tmp_path: Path) -> None:
+    env = {**os.environ, "ONEMIN_DATA_DIR": str(tmp_path)}
+    env.pop("ONEMIN_REDIS_URL", None)
+    done = subprocess.run(
+        [sys.executable, "-m", "onemin_relay", "serve", "--workers", "2", "--port", "1"],
+        env=env, capture_output=True, text=True, timeout=30,
+    )  # fmt: skip
+    assert done.returncode == 2
+    assert "ONEMIN_REDIS_URL" in done.stderr and "each worker" in done.stderr
