@@ -90,6 +90,37 @@ def reset_after(previous: float, current: float, elapsed: float, window: float) 
     return window - elapsed if previous > 0 else 0.0
 
 
+def judge(
+    windows: list[Window],
+    counts: list[tuple[float, float]],
+    elapsed: float,
+    window: float,
+    index: int,
+    refused: int | None,
+    full: int | None,
+) -> Admission:
+    """The admission a store decided (``refused`` window, ``full`` cap, or neither), with
+    every window's state and, when refused, how long until the request would fit."""
+    admitted = refused is None and full is None
+    states = tuple(
+        WindowState(
+            max(
+                0,
+                math.floor(w.limit - estimate(p, c, elapsed, window) - (w.cost if admitted else 0)),
+            ),
+            reset_after(p, c, elapsed, window),
+        )
+        for w, (p, c) in zip(windows, counts, strict=True)
+    )
+    if refused is not None:
+        (previous, current), check = counts[refused], windows[refused]
+        wait = retry_after(previous, current, elapsed, window, check.limit, check.cost)
+        return Admission(False, refused, None, wait, states, index)
+    if full is not None:
+        return Admission(False, None, full, CAP_RETRY_SECONDS, states, index)
+    return Admission(True, None, None, 0.0, states, index)
+
+
 class MemoryLimitStore:
     """Counts for one process. Nothing here awaits, so an admission is one atomic step."""
 
@@ -114,29 +145,23 @@ class MemoryLimitStore:
             )
             for w in windows
         ]
-        used = [estimate(p, c, elapsed, self._window) for p, c in counts]
-        refused = next((i for i, w in enumerate(windows) if used[i] + w.cost > w.limit), None)
-        full = None if refused is not None else self._full_cap(caps, now)
-        admitted = refused is None and full is None
-        states = tuple(
-            WindowState(
-                max(0, math.floor(w.limit - used[i] - (w.cost if admitted else 0))),
-                reset_after(counts[i][0], counts[i][1], elapsed, self._window),
-            )
-            for i, w in enumerate(windows)
+        refused = next(
+            (
+                i
+                for i, (w, (previous, current)) in enumerate(zip(windows, counts, strict=True))
+                if estimate(previous, current, elapsed, self._window) + w.cost > w.limit
+            ),
+            None,
         )
-        if refused is not None:
-            (previous, current), check = counts[refused], windows[refused]
-            wait = retry_after(previous, current, elapsed, self._window, check.limit, check.cost)
-            return Admission(False, refused, None, wait, states, index)
-        if full is not None:
-            return Admission(False, None, full, CAP_RETRY_SECONDS, states, index)
-        for check in windows:
-            key = (check.subject, index)
-            self._counts[key] = self._counts.get(key, 0.0) + check.cost
-        for cap in caps:
-            self._in_flight.setdefault(cap.subject, {})[member] = now + lease
-        return Admission(True, None, None, 0.0, states, index)
+        full = None if refused is not None else self._full_cap(caps, now)
+        admission = judge(windows, counts, elapsed, self._window, index, refused, full)
+        if admission.admitted:
+            for check in windows:
+                key = (check.subject, index)
+                self._counts[key] = self._counts.get(key, 0.0) + check.cost
+            for cap in caps:
+                self._in_flight.setdefault(cap.subject, {})[member] = now + lease
+        return admission
 
     async def adjust(self, subject: str, window_index: int, delta: int) -> None:
         key = (subject, window_index)

@@ -10,20 +10,9 @@ entries age out). Meant for a standalone Redis (keys are built inside the script
 
 from __future__ import annotations
 
-import math
-
 import redis.asyncio as redis
 
-from onemin_relay.gateway.limit_store import (
-    CAP_RETRY_SECONDS,
-    Admission,
-    Cap,
-    Window,
-    WindowState,
-    estimate,
-    reset_after,
-    retry_after,
-)
+from onemin_relay.gateway.limit_store import Admission, Cap, Window, judge
 
 _ADMIT = """
 local t = redis.call('TIME')
@@ -106,27 +95,21 @@ class RedisLimitStore:
                 await pipe.execute()
 
     def _read(self, reply: list[object], windows: list[Window]) -> Admission:
-        admitted, refused, full, index = (int(str(v)) for v in reply[:4])
+        _, refused, full, index = (int(str(v)) for v in reply[:4])
         elapsed = float(_text(reply[4]))
-        pairs = [
+        counts = [
             (float(str(reply[5 + 2 * i])), float(str(reply[6 + 2 * i])))
             for i in range(len(windows))
         ]
-        used = [estimate(p, c, elapsed, self._window) for p, c in pairs]
-        states = tuple(
-            WindowState(
-                max(0, math.floor(w.limit - used[i] - (w.cost if admitted else 0))),
-                reset_after(pairs[i][0], pairs[i][1], elapsed, self._window),
-            )
-            for i, w in enumerate(windows)
+        return judge(
+            windows,
+            counts,
+            elapsed,
+            self._window,
+            index,
+            refused - 1 if refused else None,
+            full - 1 if full else None,
         )
-        if refused:
-            (previous, current), check = pairs[refused - 1], windows[refused - 1]
-            wait = retry_after(previous, current, elapsed, self._window, check.limit, check.cost)
-            return Admission(False, refused - 1, None, wait, states, index)
-        if full:
-            return Admission(False, None, full - 1, CAP_RETRY_SECONDS, states, index)
-        return Admission(True, None, None, 0.0, states, index)
 
     def _window_key(self, subject: str) -> str:
         return f"{self._prefix}rl:{subject}"
