@@ -108,7 +108,7 @@ def judge(
                 0,
                 math.floor(w.limit - estimate(p, c, elapsed, window) - (w.cost if admitted else 0)),
             ),
-            reset_after(p, c, elapsed, window),
+            reset_after(p, c + (w.cost if admitted else 0), elapsed, window),
         )
         for w, (p, c) in zip(windows, counts, strict=True)
     )
