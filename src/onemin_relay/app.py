@@ -174,6 +174,7 @@ async def _gateway(settings: Settings, shared: SharedState) -> AsyncIterator[Gat
         finally:
             maintenance.cancel()
             await asyncio.gather(maintenance, return_exceptions=True)
+            await gateway.limits.drain()
             await ledger.drain(LEDGER_DRAIN_SECONDS)
     finally:
         await store.close()

@@ -108,3 +108,13 @@ def test_retry_after_is_when_the_next_request_fits() -> None:
     # the previous window's 180 decays: at second 30, 90 remain; one more fits after 1/3 s
     assert retry_after(180, 89, 30, 60, 180, 1) == pytest.approx(0.0)
     assert retry_after(180, 90, 30, 60, 180, 1) == pytest.approx(60 / 180)
+
+
+async def test_finishing_releases_and_corrects_in_one_step(make_store: StoreFactory) -> None:
+    store = make_store()
+    tokens, cap = Window("k3:tokens", 1000, 900), Cap("k3:in-flight", 1)
+    admitted = await store.admit([tokens], [cap], "a", 60)
+    assert admitted.admitted
+    await store.finish([cap], "a", ["k3:tokens"], admitted.window_index, -850)
+    again = await store.admit([Window("k3:tokens", 1000, 900)], [cap], "b", 60)
+    assert again.admitted and again.states[0].remaining == 1000 - 50 - 900

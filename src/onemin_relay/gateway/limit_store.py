@@ -66,6 +66,12 @@ class LimitStore(Protocol):
         ...
 
     async def release(self, caps: list[Cap], member: str) -> None: ...
+    async def finish(
+        self, caps: list[Cap], member: str, corrections: list[str], window_index: int, delta: int
+    ) -> None:
+        """A request ended: leave its in-flight sets and correct its token ``corrections``
+        windows by ``delta`` (one round trip where the store is remote)."""
+        ...
 
 
 def estimate(previous: float, current: float, elapsed: float, window: float) -> float:
@@ -167,6 +173,13 @@ class MemoryLimitStore:
         key = (subject, window_index)
         if key in self._counts:
             self._counts[key] = max(0.0, self._counts[key] + delta)
+
+    async def finish(
+        self, caps: list[Cap], member: str, corrections: list[str], window_index: int, delta: int
+    ) -> None:
+        await self.release(caps, member)
+        for subject in corrections:
+            await self.adjust(subject, window_index, delta)
 
     async def release(self, caps: list[Cap], member: str) -> None:
         for cap in caps:

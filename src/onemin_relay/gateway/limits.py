@@ -91,14 +91,18 @@ class RateLimits:
         task.add_done_callback(self._pending.discard)
 
     async def _settle(self, grant: RateGrant, tokens_used: int | None) -> None:
+        delta = 0 if tokens_used is None else tokens_used - grant.estimate
         try:
-            await self._store.release(list(grant.caps), grant.member)
-            if tokens_used is not None:
-                delta = tokens_used - grant.estimate
-                for subject in grant.token_windows:
-                    await self._store.adjust(subject, grant.window_index, delta)
+            await self._store.finish(
+                list(grant.caps), grant.member, list(grant.token_windows), grant.window_index, delta
+            )
         except Exception as exc:
             log.warning("rate limits: could not settle a request (%s)", type(exc).__name__)
+
+    async def drain(self) -> None:
+        """Wait for the requests' last counting (before the store's connection closes)."""
+        if self._pending:
+            await asyncio.gather(*self._pending, return_exceptions=True)
 
     def _windows(
         self, caller: Caller, key: KeyRecord | None, tokens: int

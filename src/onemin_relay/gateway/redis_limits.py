@@ -2,7 +2,8 @@
 
 One Lua script per admission reads every window and in-flight set the request is subject to
 and, only if all have room, counts it in all of them; Redis runs a script alone, so this is
-exact under any concurrency. The time is Redis's own. Keys (under the configured prefix):
+exact under any concurrency. One more, when the request ends, leaves the in-flight sets and
+corrects the token estimate. The time is Redis's own. Keys (under the configured prefix):
 ``rl:<subject>:<window index>`` counters that expire after two windows, and ``if:<subject>``
 sorted sets of requests in flight scored by the end of their lease (a crashed process's
 entries age out). Meant for a standalone Redis (keys are built inside the script).
@@ -54,6 +55,17 @@ out[1] = 1
 return out
 """
 
+_FINISH = """
+local member, delta, nw = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
+for i = 1, nw do
+  if delta ~= 0 and redis.call('EXISTS', KEYS[i]) == 1 then
+    if redis.call('INCRBY', KEYS[i], delta) < 0 then redis.call('SET', KEYS[i], 0, 'KEEPTTL') end
+  end
+end
+for j = nw + 1, #KEYS do redis.call('ZREM', KEYS[j], member) end
+return 1
+"""
+
 _ADJUST = """
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
 local v = redis.call('INCRBY', KEYS[1], ARGV[1])
@@ -69,6 +81,7 @@ class RedisLimitStore:
         self._prefix = prefix
         self._admit = client.register_script(_ADMIT)
         self._adjust = client.register_script(_ADJUST)
+        self._finish = client.register_script(_FINISH)
 
     async def admit(
         self, windows: list[Window], caps: list[Cap], member: str, lease: float
@@ -86,6 +99,14 @@ class RedisLimitStore:
         if delta:
             key = f"{self._window_key(subject)}:{window_index}"
             await self._adjust(keys=[key], args=[delta])
+
+    async def finish(
+        self, caps: list[Cap], member: str, corrections: list[str], window_index: int, delta: int
+    ) -> None:
+        windows = [f"{self._window_key(s)}:{window_index}" for s in corrections] if delta else []
+        keys = windows + [self._cap_key(cap.subject) for cap in caps]
+        if keys:
+            await self._finish(keys=keys, args=[member, delta, len(windows)])
 
     async def release(self, caps: list[Cap], member: str) -> None:
         if caps:
