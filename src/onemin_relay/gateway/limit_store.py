@@ -193,8 +193,9 @@ class MemoryLimitStore:
         """The first cap with no room (members past their lease no longer count)."""
         for position, cap in enumerate(caps):
             members = self._in_flight.get(cap.subject, {})
-            for member in [m for m, until in members.items() if until < now]:
-                del members[member]
+            if len(members) >= cap.limit:  # only then can lapsed members matter
+                for member in [m for m, until in members.items() if until < now]:
+                    del members[member]
             if len(members) >= cap.limit:
                 return position
         return None

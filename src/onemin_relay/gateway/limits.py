@@ -14,8 +14,9 @@ import asyncio
 import hashlib
 import logging
 import secrets
+from collections.abc import Coroutine
 from contextvars import ContextVar
-from typing import Literal, TypeAlias
+from typing import Any, Literal, TypeAlias
 
 import msgspec
 
@@ -73,6 +74,11 @@ class RateLimits:
             return RateGrant(member)
         try:
             admission = await self._store.admit(windows, caps, member, self._lease)
+        except asyncio.CancelledError:
+            # the client left while the store answered: it may have counted the request
+            # in flight, and nothing else would take it out until its lease ran out
+            self._in_background(self._store.release(caps, member))
+            raise
         except Exception as exc:
             return self._store_failed(exc, member)
         self.healthy = True
@@ -86,9 +92,20 @@ class RateLimits:
         """Correct the token estimate and leave the in-flight sets (in the background)."""
         if not grant.caps and not grant.token_windows:
             return
-        task = asyncio.get_running_loop().create_task(self._settle(grant, tokens_used))
+        self._in_background(self._settle(grant, tokens_used))
+
+    def _in_background(self, work: Coroutine[Any, Any, None]) -> None:
+        """Run ``work`` past the request's end (or cancellation); ``drain`` waits for it."""
+        task = asyncio.get_running_loop().create_task(self._quietly(work))
         self._pending.add(task)
         task.add_done_callback(self._pending.discard)
+
+    @staticmethod
+    async def _quietly(work: Coroutine[Any, Any, None]) -> None:
+        try:
+            await work
+        except Exception as exc:
+            log.warning("rate limits: could not finish a request (%s)", type(exc).__name__)
 
     async def _settle(self, grant: RateGrant, tokens_used: int | None) -> None:
         delta = 0 if tokens_used is None else tokens_used - grant.estimate
