@@ -29,7 +29,8 @@ def wrk(
     duration: float,
     cpus: str,
 ) -> dict[str, float]:
-    """One wrk run: requests/s, latency percentiles (ms) and errors."""
+    """One wrk run: requests/s, latency percentiles (ms), errors (socket errors and
+    responses with a status of 400 or more) and, of those, the responses alone."""
     env = {
         **os.environ,
         "BENCH_BODY_FILE": str(body_file),
@@ -51,6 +52,7 @@ def wrk(
         "rate": raw["requests"] / seconds,
         "requests": raw["requests"],
         "errors": errors,
+        "status_errors": raw["errors"]["status"],  # responses with a status of 400 or more
         "p50": raw["p50_us"] / 1000,
         "p90": raw["p90_us"] / 1000,
         "p99": raw["p99_us"] / 1000,

@@ -10,6 +10,7 @@ import collections
 import subprocess
 import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 from bench.procs import BenchError
@@ -40,6 +41,32 @@ def self_time(raw: Path, top: int = TOP) -> list[tuple[float, str]]:
         counts[stack.split(";")[-1]] += int(n)
         total += int(n)
     return [(n / total, frame) for frame, n in counts.most_common(top)] if total else []
+
+
+def inclusive_share(raw: Path, marks: dict[str, tuple[str, ...]]) -> dict[str, float]:
+    """Share of samples in which some frame contains one of a mark's texts (the CPU spent in
+    that code and below it), by the mark's name."""
+    counts: collections.Counter[str] = collections.Counter()
+    total = 0
+    for line in raw.read_text().splitlines():
+        stack, _, n = line.rpartition(" ")
+        if not stack or not n.isdigit():
+            continue
+        total += int(n)
+        for name, texts in marks.items():
+            if any(text in stack for text in texts):
+                counts[name] += int(n)
+    return {name: counts[name] / total if total else 0.0 for name in marks}
+
+
+def record_under_load(py_spy: str, pid: int, out: Path, load: Callable[[float], object]) -> None:
+    """py-spy ``pid`` for ``SECONDS`` while ``load(seconds)`` runs a little longer."""
+    thread = threading.Thread(target=load, args=(SECONDS + 2,))
+    thread.start()
+    _record(py_spy, pid, out)
+    thread.join()
+    if not out.exists():
+        raise BenchError("py-spy produced no profile (is ptrace allowed here?)")
 
 
 def _record(py_spy: str, pid: int, out: Path) -> None:

@@ -1,7 +1,8 @@
 """``make bench``: measure what the relay costs on the path, and write BENCHMARKS.md.
 
     python -m bench.run [--reps 3] [--duration 3]
-                        [--only ns1,ns64,st1,st64,managed,managed_pg,scaling,vision,hold]
+                        [--only ns1,ns64,st1,st64,managed,managed_pg,limits,scaling,vision,
+                                hold]
                         [--out BENCHMARKS.md] [--profile] [--source DIR]
 
 Starts the emulator (no artificial latency) and a relay on loopback, pinned to separate CPUs,
@@ -27,7 +28,7 @@ from collections.abc import Callable
 from pathlib import Path
 from shutil import which
 
-from bench import capacity, drivers, managed, profile, report, scenarios, stack
+from bench import capacity, drivers, limits, managed, profile, report, scenarios, stack
 from bench.procs import BenchError, Fleet, machine_cpu_seconds, own_cpu_seconds
 from bench.report import Row
 from bench.scenarios import Bench, Layout
@@ -39,12 +40,24 @@ SCENARIOS: dict[str, Callable[[Bench], list[Row]]] = {
     "st64": scenarios.stream_c64,
     "managed": managed.sqlite,
     "managed_pg": managed.postgres,
+    "limits": limits.limits,
     "vision": scenarios.vision,
     "hold": capacity.hold_streams,
 }
 # Scenarios that leave state behind run last: the emulator keeps every vision upload, and
 # after 1,000 streams both servers hold a thousand idle connections for a while.
-ORDER = ("ns1", "ns64", "st1", "st64", "managed", "managed_pg", "scaling", "vision", "hold")
+ORDER = (
+    "ns1",
+    "ns64",
+    "st1",
+    "st64",
+    "managed",
+    "managed_pg",
+    "limits",
+    "scaling",
+    "vision",
+    "hold",
+)
 # Hand-written sections of the output file go below this line; a rewrite keeps them.
 KEEP_MARKER = "<!-- Everything below this line is kept when make bench rewrites this file. -->"
 
@@ -172,6 +185,7 @@ def _run(fleet: Fleet, work: Path, args: argparse.Namespace, chosen: list[str]) 
         args.reps,
         args.duration,
         args.source,
+        args.profile,
     )
     _say(
         f"emulator :{emulator_port} on CPU {cpus.emulator}, relay :{relay_port} on CPU "

@@ -50,6 +50,7 @@ class Bench:
     reps: int
     duration: float
     source: str | None = None  # another src directory to run the servers from
+    profile: bool = False  # --profile: scenarios may also sample their own relays
 
     def port(self, side: str) -> int:
         return self.emulator_port if side == "direct" else self.relay_port

@@ -52,7 +52,7 @@ def relay_env(emulator_port: int, data_dir: Path | None = None) -> dict[str, str
         "ONEMIN_MODELS_TTL": "3600",
         "PYTHONUNBUFFERED": "1",
         # The load comes from one address, far above any per-IP limit; the limiter's own
-        # cost is measured on its own (python -m bench.limits).
+        # cost is measured on its own (the ``limits`` scenario, bench/limits.py).
         **LIMITS_OFF,
     }
     if data_dir is not None:
