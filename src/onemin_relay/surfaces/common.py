@@ -79,6 +79,8 @@ async def read_body(request: web.Request, decoder: msgspec.json.Decoder[T]) -> T
         raise InvalidRequest(f"invalid request: {exc}", param=_param_from(str(exc))) from None
     except msgspec.DecodeError:
         raise InvalidRequest("the request body is not valid JSON") from None
+    except UnicodeDecodeError:
+        raise InvalidRequest("the request body is not valid UTF-8") from None
     except RecursionError:
         raise InvalidRequest("the request body is nested too deeply") from None
 
