@@ -92,6 +92,7 @@ class Settings:
     max_body_bytes: int = 32 * 1024 * 1024
     write_timeout: float = 60.0
     header_timeout: float = 10.0  # for a new connection's first request line and headers
+    body_timeout: float = 60.0  # to receive a whole JSON request body
     image_fetch_max_bytes: int = 20 * 1024 * 1024
     image_fetch_timeout: float = 15.0
     fetch_allow_hosts: str = ""  # comma-separated hosts exempt from the SSRF guard

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import socket
+import time
 import urllib.error
 import urllib.request
 
@@ -34,3 +36,22 @@ def test_invalid_utf8_is_a_400(stack: Stack, api_key: str, path: str) -> None:
         body = json.loads(answer.read())
     assert raised.value.code == 400, body
     assert stack.upstream_requests(api_key) == []
+
+
+def test_a_body_trickled_too_slowly_is_cut_off(stack: Stack, api_key: str) -> None:
+    with stack.another_relay(body_timeout=1.0) as (url, _):
+        host, port = url.removeprefix("http://").split(":")
+        with socket.create_connection((host, int(port)), timeout=10) as conn:
+            conn.sendall(
+                b"POST /v1/chat/completions HTTP/1.1\r\nHost: relay\r\n"
+                b"Content-Type: application/json\r\nContent-Length: 100000\r\n"
+                + f"Authorization: Bearer {api_key}\r\n\r\n".encode()
+                + b"{"
+            )
+            started = time.monotonic()
+            answer = b""
+            while chunk := conn.recv(65536):
+                answer += chunk
+            elapsed = time.monotonic() - started
+    assert answer.startswith(b"HTTP/1.1 408"), answer[:60]
+    assert elapsed < 5, "the connection is let go soon after the deadline"

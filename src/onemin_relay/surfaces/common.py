@@ -68,9 +68,26 @@ SSE_HEADERS = {
 }
 
 
+class RequestTimeout(InvalidRequest):
+    status = 408
+    code = "request_timeout"
+
+
+async def read_bytes(request: web.Request) -> bytes:
+    """The whole body, within ``ONEMIN_BODY_TIMEOUT`` (as nginx's ``client_body_timeout``):
+    a client trickling a large body a byte at a time cannot hold a connection forever."""
+    deadline = request.app[SETTINGS].body_timeout
+    try:
+        async with asyncio.timeout(deadline):
+            return await request.read()
+    except TimeoutError:
+        request.content.feed_eof()  # the rest is not wanted: no lingering to read it
+        raise RequestTimeout(f"the request body did not arrive within {deadline:g} s") from None
+
+
 async def read_body(request: web.Request, decoder: msgspec.json.Decoder[T]) -> T:
     """Decode a JSON body into a typed Struct; schema errors become a 400 naming the field."""
-    raw = await request.read()
+    raw = await read_bytes(request)
     if not raw:
         raise InvalidRequest("the request body is empty; send a JSON object")
     try:
@@ -87,7 +104,7 @@ async def read_body(request: web.Request, decoder: msgspec.json.Decoder[T]) -> T
 
 async def read_json(request: web.Request) -> Any:
     """The body as plain JSON values, for protocols that need a look before typing it."""
-    raw = await request.read()
+    raw = await read_bytes(request)
     if not raw:
         raise InvalidRequest("the request body is empty; send a JSON object")
     try:
@@ -265,8 +282,12 @@ def error_headers(exc: RelayError) -> dict[str, str]:
 
 
 def error_response(exc: RelayError, body: dict[str, Any]) -> web.Response:
-    """An error in a protocol's envelope ``body``, with the status and headers ``exc`` implies."""
-    return json_response(body, status=exc.status, headers=error_headers(exc))
+    """An error in a protocol's envelope ``body``, with the status and headers ``exc`` implies
+    (and the connection closed after it, when the rest of the request is not worth reading)."""
+    response = json_response(body, status=exc.status, headers=error_headers(exc))
+    if isinstance(exc, RequestTimeout):
+        response.force_close()
+    return response
 
 
 def json_response(
@@ -315,7 +336,7 @@ async def write_stream(
             capture.failed = True
         log.warning("client stopped reading for %ss; stream dropped", write_timeout)
         if transport is not None:
-            transport.close()
+            transport.abort()  # not close(): that would wait to flush to a client not reading
         return response
     except ConnectionResetError:
         if capture is not None:
