@@ -6,10 +6,12 @@ STAMP := $(VENV)/.installed
 .PHONY: install run test lint format bench clean
 
 $(STAMP): pyproject.toml
+	@echo "creating $(VENV) and installing onemin-relay with its dev tools (about a minute, once)"
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[dev]'
-	touch $(STAMP)
+	@touch $(STAMP)
+	@echo "installed into $(VENV)"
 
 install: $(STAMP)
 

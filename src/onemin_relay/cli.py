@@ -1,11 +1,12 @@
-"""The ``onemin-relay`` command line: ``serve`` (the relay), ``emulator`` (a local 1min.ai),
-and ``keys``, ``usage``, ``ledger`` and ``db`` to run the gateway."""
+"""The onemin-relay command line: serve (the relay), emulator (a local 1min.ai),
+and keys, usage, ledger and db to run the gateway."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import dataclasses
+import errno
 import gc
 import multiprocessing
 import os
@@ -17,29 +18,60 @@ from typing import Annotated, Any
 import typer
 from aiohttp import web
 
+from onemin_relay import __version__
 from onemin_relay.admin import commands as admin_commands
 from onemin_relay.gateway import describe_store
 from onemin_relay.gateway.modes import exposure_warning, open_modes
 from onemin_relay.logs import configure_logging
-from onemin_relay.settings import Settings, SettingsError
+from onemin_relay.settings import LOG_LEVELS, Settings, SettingsError
 
 _FIRST_WORKER = "ONEMIN_FIRST_WORKER"  # only the first worker announces the ways in
 cli = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
+_DEFAULTS = Settings()
+
+
+class BindError(OSError):
+    """The relay could not listen where it was told to."""
+
+
+def _show_version(value: bool) -> None:
+    if value:
+        typer.echo(f"onemin-relay {__version__}")
+        raise typer.Exit()
+
+
+@cli.callback()
+def _options(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_show_version, is_eager=True, help="Show the version and exit."
+        ),
+    ] = False,
+) -> None:
+    pass
 
 
 @cli.command()
 def serve(
-    host: Annotated[str | None, typer.Option(help="Address to bind [env ONEMIN_HOST]")] = None,
-    port: Annotated[int | None, typer.Option(help="Port to bind [env ONEMIN_PORT]")] = None,
+    host: Annotated[str, typer.Option(envvar="ONEMIN_HOST", help="Address to bind")] = (
+        _DEFAULTS.host
+    ),
+    port: Annotated[int, typer.Option(envvar="ONEMIN_PORT", help="Port to bind")] = (
+        _DEFAULTS.port
+    ),
     workers: Annotated[int, typer.Option(min=1, help="Worker processes sharing the port")] = 1,
     demo: Annotated[
         bool, typer.Option(help="Start the built-in 1min.ai emulator and relay to it")
     ] = False,
+    log_level: Annotated[
+        str,
+        typer.Option(envvar="ONEMIN_LOG_LEVEL", help=f"One of {', '.join(LOG_LEVELS)}"),
+    ] = _DEFAULTS.log_level,
 ) -> None:
     """Run the relay."""
-    overrides = {k: v for k, v in {"host": host, "port": port}.items() if v is not None}
     try:
-        settings = Settings.from_env(None, **overrides)
+        settings = Settings.from_env(None, host=host, port=port, log_level=log_level)
     except SettingsError as exc:
         raise typer.BadParameter(str(exc)) from None
     if demo and workers > 1:
@@ -52,7 +84,11 @@ def serve(
         )
     configure_logging(settings.log_level)
     if workers == 1:
-        _run(_serve(settings, demo=demo, reuse_port=False))
+        try:
+            _run(_serve(settings, demo=demo, reuse_port=False))
+        except BindError as exc:
+            typer.echo(f"onemin-relay: {exc}", err=True)
+            raise typer.Exit(2) from None
         return
     _run_workers(settings, workers)
 
@@ -88,7 +124,10 @@ async def _serve(settings: Settings, *, demo: bool, reuse_port: bool) -> None:
         await runner.setup()
         settle_heap()
         site = web.TCPSite(runner, settings.host, settings.port, reuse_port=reuse_port)
-        await site.start()
+        try:
+            await site.start()
+        except OSError as exc:
+            raise _bind_error(exc, settings) from None
         mode = " (demo: built-in 1min.ai emulator)" if demo else ""
         print(f"onemin-relay listening on http://{settings.host}:{settings.port}{mode}", flush=True)
         if not reuse_port or os.environ.get(_FIRST_WORKER) == "1":
@@ -97,6 +136,16 @@ async def _serve(settings: Settings, *, demo: bool, reuse_port: bool) -> None:
     finally:
         for started in reversed(runners):
             await started.cleanup()
+
+
+def _bind_error(exc: OSError, settings: Settings) -> BindError:
+    where = f"port {settings.port} on {settings.host}"
+    if exc.errno == errno.EADDRINUSE:
+        return BindError(f"{where} is in use; set ONEMIN_PORT or --port")
+    reason = exc.strerror or str(exc)
+    return BindError(
+        f"cannot listen on {where}: {reason}; set ONEMIN_HOST/ONEMIN_PORT or --host/--port"
+    )
 
 
 def _announce(settings: Settings) -> None:
@@ -169,7 +218,11 @@ def _worker(settings: Settings, first: bool) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     os.environ[_FIRST_WORKER] = "1" if first else "0"
     configure_logging(settings.log_level)
-    _run(_serve(settings, demo=False, reuse_port=True))
+    try:
+        _run(_serve(settings, demo=False, reuse_port=True))
+    except BindError as exc:
+        print(f"onemin-relay: {exc}", file=sys.stderr, flush=True)
+        sys.exit(2)
 
 
 def _run_workers(settings: Settings, workers: int) -> None:

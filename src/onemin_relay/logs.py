@@ -1,8 +1,11 @@
-"""JSON logs on stderr, and an access log that never prints a credential."""
+"""Logs on stderr (JSON, or readable lines on a terminal), and an access log that never
+prints a credential."""
 
 from __future__ import annotations
 
 import logging
+import sys
+from typing import TextIO
 
 import structlog
 from aiohttp import web
@@ -12,20 +15,43 @@ from yarl import URL
 _SECRET_PARAMS = frozenset({"key", "api_key", "apikey", "token", "access_token"})
 
 
-def configure_logging(level: str = "info") -> None:
-    formatter = structlog.stdlib.ProcessorFormatter(
-        processor=structlog.processors.JSONRenderer(),
-        foreign_pre_chain=[
-            structlog.stdlib.add_log_level,
-            structlog.stdlib.add_logger_name,
-            structlog.processors.TimeStamper(fmt="iso", utc=True),
-        ],
+def configure_logging(
+    level: str = "info", *, stream: TextIO | None = None, json: bool | None = None
+) -> None:
+    """Send every log record to ``stream`` (stderr): one JSON object a line, or readable
+    lines when ``json`` is false. By default JSON unless the stream is a terminal.
+    A record's exception is rendered as its traceback text."""
+    stream = sys.stderr if stream is None else stream
+    if json is None:
+        json = not _is_terminal(stream)
+    renderer: structlog.typing.Processor = (
+        structlog.processors.JSONRenderer()
+        if json
+        # a plain traceback: a rich one would print local variables, credentials included
+        else structlog.dev.ConsoleRenderer(
+            colors=False, exception_formatter=structlog.dev.plain_traceback
+        )
     )
-    handler = logging.StreamHandler()
+    pre_chain: list[structlog.typing.Processor] = [
+        structlog.stdlib.add_log_level,
+        structlog.stdlib.add_logger_name,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+    ]
+    if json:  # the console renderer prints the exception itself
+        pre_chain.append(structlog.processors.format_exc_info)
+    formatter = structlog.stdlib.ProcessorFormatter(processor=renderer, foreign_pre_chain=pre_chain)
+    handler = logging.StreamHandler(stream)
     handler.setFormatter(formatter)
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
+
+
+def _is_terminal(stream: TextIO) -> bool:
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):  # no isatty, or already closed
+        return False
 
 
 def redact_url(url: URL, known: frozenset[str] = frozenset()) -> str:

@@ -12,6 +12,7 @@ from ipaddress import IPv4Network, IPv6Network, ip_network
 from typing import Any, Literal
 
 _PREFIX = "ONEMIN_"
+LOG_LEVELS = ("debug", "info", "warning", "error")
 
 
 class SettingsError(ValueError):
@@ -108,6 +109,10 @@ class Settings:
                 raise SettingsError(f"{_PREFIX}{name.upper()} must be greater than 0")
         if not 0 < self.port < 65536:
             raise SettingsError(f"{_PREFIX}PORT must be between 1 and 65535")
+        if self.log_level.lower() not in LOG_LEVELS:
+            raise SettingsError(
+                f"{_PREFIX}LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}, got {self.log_level!r}"
+            )
         for name in ("credits_per_usd", "hold_lease", "sweep_interval"):
             if getattr(self, name) <= 0:
                 raise SettingsError(f"{_PREFIX}{name.upper()} must be greater than 0")
