@@ -19,15 +19,10 @@ from aiohttp.abc import AbstractResolver, ResolveResult
 from yarl import URL
 
 from onemin_relay.core.errors import InvalidRequest, PayloadTooLarge
+from onemin_relay.core.media_types import sniff_image
 
 _MAX_REDIRECTS = 3
 _NAT64 = ipaddress.ip_network("64:ff9b::/96")
-_IMAGE_MAGIC = (
-    (b"\x89PNG\r\n\x1a\n", "image/png"),
-    (b"\xff\xd8\xff", "image/jpeg"),
-    (b"GIF87a", "image/gif"),
-    (b"GIF89a", "image/gif"),
-)
 
 
 class Media:
@@ -132,7 +127,7 @@ class ImageFetcher:
                             param="image_url",
                         )
                     data = await self._read_capped(response)
-                    return Media(data, _image_type(response.content_type, data))
+                    return Media(data, _image_type(data))
             except ForbiddenAddress:
                 raise _refused() from None
             except aiohttp.ClientConnectorError as exc:
@@ -183,12 +178,11 @@ def _is_ip_literal(host: str) -> bool:
     return True
 
 
-def _image_type(declared: str, data: bytes) -> str:
-    if declared.startswith("image/"):
-        return declared
-    for magic, media_type in _IMAGE_MAGIC:
-        if data.startswith(magic):
-            return media_type
-    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
-        return "image/webp"
-    raise InvalidRequest("the image URL did not return an image", param="image_url")
+def _image_type(data: bytes) -> str:
+    """The image's type from its bytes: a declared ``Content-Type`` is not trusted."""
+    media_type = sniff_image(data)
+    if media_type is None:
+        raise InvalidRequest(
+            "the image URL did not return a PNG, JPEG, WebP or GIF image", param="image_url"
+        )
+    return media_type

@@ -7,11 +7,15 @@ only at headers (no decoding), so they are cheap enough for the request path.
 
 from __future__ import annotations
 
+import binascii
 import struct
 from collections.abc import AsyncIterator
 from typing import Literal, TypeAlias
 
 import msgspec
+import pybase64
+
+from onemin_relay.core.errors import InvalidRequest
 
 ImageResponseFormat: TypeAlias = Literal["url", "b64_json"]
 AudioTask: TypeAlias = Literal["transcribe", "translate"]
@@ -121,6 +125,29 @@ def sniff_image(data: bytes) -> str | None:
     if data[:6] in (b"GIF87a", b"GIF89a"):
         return "image/gif"
     return None
+
+
+def check_image_data_uri(uri: str, param: str) -> None:
+    """Refuse a base64 ``data:`` URI whose bytes are not a PNG, JPEG, WebP or GIF image,
+    whatever its label says. Only the first bytes are decoded; anything else wrong with
+    the URI (not a data: URI, not base64, bad padding) is left to the full decode.
+    """
+    header, sep, payload = uri.partition(",")
+    if not sep or not header.startswith("data:"):
+        return
+    params = header[5:].split(";")
+    if "base64" not in (p.strip().lower() for p in params[1:]):
+        return
+    try:
+        head = pybase64.b64decode(payload[:16], validate=True)
+    except (binascii.Error, ValueError):
+        return
+    if sniff_image(head) is None:
+        label = params[0].strip().lower() or "without a media type"
+        raise InvalidRequest(
+            f"the data: URI labelled {label} does not hold a PNG, JPEG, WebP or GIF image",
+            param=param,
+        )
 
 
 def sniff_audio(data: bytes) -> str | None:

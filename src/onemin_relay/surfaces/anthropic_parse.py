@@ -10,6 +10,7 @@ import msgspec
 import orjson
 
 from onemin_relay.core.errors import InvalidRequest
+from onemin_relay.core.media_types import check_image_data_uri
 from onemin_relay.core.types import (
     ChatRequest,
     FilePart,
@@ -100,6 +101,9 @@ class _MessagesBody(_CountBody, kw_only=True):
 
 
 messages_decoder = msgspec.json.Decoder(_MessagesBody)
+
+# More output tokens than any model can produce: a request asking for more is a client bug.
+MAX_OUTPUT_TOKENS = 1_000_000
 count_decoder = msgspec.json.Decoder(_CountBody)
 
 # -- parse --------------------------------------------------------------------------------
@@ -110,6 +114,12 @@ def parse_request(body: _CountBody, *, stream: bool = False) -> ChatRequest:
         raise InvalidRequest("model: must not be empty", param="model")
     if not body.messages:
         raise InvalidRequest("messages: at least one message is required", param="messages")
+    if isinstance(body, _MessagesBody) and body.max_tokens > MAX_OUTPUT_TOKENS:
+        raise InvalidRequest(
+            f"max_tokens: {body.max_tokens} > {MAX_OUTPUT_TOKENS}, "
+            "which is the maximum allowed number of output tokens",
+            param="max_tokens",
+        )
     messages: list[Message] = []
     if body.system:
         system = (
@@ -178,7 +188,9 @@ def _image_url(source: _Source, index: int) -> str:
     if source.type == "url" and source.url:
         return source.url
     if source.type == "base64" and source.data:
-        return f"data:{source.media_type or 'image/png'};base64,{source.data}"
+        uri = f"data:{source.media_type or 'image/png'};base64,{source.data}"
+        check_image_data_uri(uri, f"messages.{index}.content")
+        return uri
     raise InvalidRequest("image source must be base64 data or a url", param=f"messages.{index}")
 
 

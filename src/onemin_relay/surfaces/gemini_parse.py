@@ -9,6 +9,7 @@ import orjson
 from aiohttp import web
 
 from onemin_relay.core.errors import InvalidRequest
+from onemin_relay.core.media_types import check_image_data_uri
 from onemin_relay.core.types import (
     Caller,
     ChatRequest,
@@ -68,6 +69,8 @@ class _GenerationConfig(msgspec.Struct, rename="camel"):
     response_mime_type: str | None = None
     response_schema: dict[str, Any] | None = None
     response_json_schema: dict[str, Any] | None = None
+    max_output_tokens: int | None = None
+    candidate_count: int | None = None
 
 
 class _FunctionDeclaration(msgspec.Struct, rename="camel"):
@@ -112,6 +115,7 @@ async def read_body(request: web.Request, into: type[GenerateBody]) -> Any:
 def parse_request(model: str, body: GenerateBody, *, stream: bool = False) -> ChatRequest:
     if not body.contents:
         raise InvalidRequest("contents is not specified", param="contents")
+    _check_generation_config(body.generation_config)
     messages: list[Message] = []
     if body.system_instruction is not None:
         text = "\n".join(p.text for p in body.system_instruction.parts if p.text)
@@ -127,6 +131,21 @@ def parse_request(model: str, body: GenerateBody, *, stream: bool = False) -> Ch
         tools=tuple(_tool_specs(body.tools)),
         tool_choice=_tool_choice(body.tool_config),
     )
+
+
+def _check_generation_config(config: _GenerationConfig | None) -> None:
+    if config is None:
+        return
+    if config.max_output_tokens is not None and config.max_output_tokens <= 0:
+        raise InvalidRequest(
+            f"maxOutputTokens must be positive, got {config.max_output_tokens}",
+            param="generationConfig.maxOutputTokens",
+        )
+    if config.candidate_count is not None and config.candidate_count > 1:
+        raise InvalidRequest(
+            "only one candidate is supported: candidateCount must be 1",
+            param="generationConfig.candidateCount",
+        )
 
 
 def _tool_specs(tools: list[_Tool]) -> list[ToolSpec]:
@@ -170,7 +189,16 @@ def _response_format(config: _GenerationConfig | None) -> ResponseFormat | None:
     return None
 
 
+# The roles Gemini accepts on ``contents``; an omitted role is the user's.
+_ROLES = frozenset({"user", "model", "function", "tool"})
+
+
 def _parse_content(content: _Content, index: int) -> list[Message]:
+    if content.role and content.role not in _ROLES:
+        raise InvalidRequest(
+            f"Please use a valid role: user, model (got {content.role!r})",
+            param=f"contents[{index}].role",
+        )
     role: Role = "assistant" if content.role == "model" else "user"
     parts: list[Part] = []
     calls: list[ToolCall] = []
@@ -182,7 +210,9 @@ def _parse_content(content: _Content, index: int) -> list[Message]:
             parts.append(TextPart(part.text))
         elif part.inline_data is not None:
             blob = part.inline_data
-            parts.append(ImagePart(f"data:{blob.mime_type};base64,{blob.data}"))
+            uri = f"data:{blob.mime_type};base64,{blob.data}"
+            check_image_data_uri(uri, f"contents[{index}].parts[{number}].inlineData")
+            parts.append(ImagePart(uri))
         elif part.file_data is not None:
             parts.append(ImagePart(part.file_data.file_uri))
         elif part.function_call is not None:

@@ -36,6 +36,7 @@ from onemin_relay.core.media_types import (
     SpeechRequest,
     Transcript,
     TranscriptionRequest,
+    sniff_audio,
 )
 from onemin_relay.surfaces.common import FEATURES, SETTINGS, caller_from, json_response, read_body
 
@@ -160,6 +161,14 @@ async def _transcribe(
     upload = form.files.get("file")
     if upload is None:
         raise InvalidRequest("'file' is required: the audio to transcribe", param="file")
+    if not upload.data:
+        raise InvalidRequest("'file' is empty", param="file")
+    if sniff_audio(upload.data) is None:
+        raise InvalidRequest(
+            "'file' is not a recognised audio file; send flac, m4a, mp3, mp4, mpeg, mpga, "
+            "oga, ogg, wav or webm",
+            param="file",
+        )
     model = form.text("model")
     if model is None:
         raise InvalidRequest("'model' is required", param="model")

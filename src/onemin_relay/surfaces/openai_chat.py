@@ -14,6 +14,7 @@ import orjson
 from aiohttp import web
 
 from onemin_relay.core.errors import InvalidRequest
+from onemin_relay.core.media_types import check_image_data_uri
 from onemin_relay.core.types import (
     ChatRequest,
     ChatResult,
@@ -192,6 +193,9 @@ class _ChatBody(msgspec.Struct):
 
 _decoder = msgspec.json.Decoder(_ChatBody)
 
+# More output tokens than any model can produce: a request asking for more is a client bug.
+MAX_OUTPUT_TOKENS = 1_000_000
+
 
 class ChatOptions(msgspec.Struct, frozen=True):
     """What the OpenAI rendering needs beyond the core request."""
@@ -209,6 +213,16 @@ def parse_request(body: _ChatBody) -> tuple[ChatRequest, ChatOptions]:
         raise InvalidRequest("'messages' must contain at least one message", param="messages")
     if body.n not in (None, 1):
         raise InvalidRequest("only n=1 is supported", param="n")
+    for name, value in (
+        ("max_tokens", body.max_tokens),
+        ("max_completion_tokens", body.max_completion_tokens),
+    ):
+        if value is not None and value > MAX_OUTPUT_TOKENS:
+            raise InvalidRequest(
+                f"Invalid '{name}': integer above maximum value. Expected a value <= "
+                f"{MAX_OUTPUT_TOKENS}, but got {value} instead.",
+                param=name,
+            )
     messages = tuple(_parse_message(m, i) for i, m in enumerate(body.messages))
     tools, choice = parse_tools(body.tools, body.tool_choice, body.functions, body.function_call)
     request = ChatRequest(
@@ -251,6 +265,7 @@ def _parse_content(content: str | list[_Content] | None, index: int) -> tuple[Pa
             case _TextContent(text=text):
                 parts.append(TextPart(text))
             case _ImageContent(image_url=image):
+                check_image_data_uri(image.url, f"messages[{index}].content")
                 parts.append(ImagePart(image.url))
             case _FileContent(file=file):
                 parts.append(_parse_file(file, index))
