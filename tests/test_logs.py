@@ -9,8 +9,9 @@ import logging
 from collections.abc import Iterator
 
 import pytest
+from yarl import URL
 
-from onemin_relay.logs import configure_logging
+from onemin_relay.logs import configure_logging, redact_url
 
 
 @pytest.fixture(autouse=True)
@@ -68,3 +69,11 @@ def test_level_filters() -> None:
     logging.getLogger("x").info("quiet")
     logging.getLogger("x").warning("loud")
     assert [json.loads(line)["event"] for line in stream.getvalue().splitlines()] == ["loud"]
+
+
+def test_query_values_are_masked_but_a_known_few() -> None:
+    url = URL("/gemini/v1beta/models/m:streamGenerateContent?alt=sse&key=k-123&mine=s-456")
+    known = frozenset({"gemini", "v1"})
+    line = redact_url(url, known)
+    assert "alt=sse" in line and "k-123" not in line and "s-456" not in line
+    assert redact_url(URL("/rk-onemin-abc/models?limit=5"), known) == "/***/models?limit=5"

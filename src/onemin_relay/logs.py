@@ -12,7 +12,11 @@ from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 from yarl import URL
 
-_SECRET_PARAMS = frozenset({"key", "api_key", "apikey", "token", "access_token"})
+# query parameters whose values are logged; every other value is masked, since a client may
+# put a key in any parameter
+_SHOWN_PARAMS = frozenset(
+    {"alt", "feature", "stream", "limit", "group_by", "since", "key_id", "pagesize", "pagetoken"}
+)
 
 
 def configure_logging(
@@ -55,9 +59,9 @@ def _is_terminal(stream: TextIO) -> bool:
 
 
 def redact_url(url: URL, known: frozenset[str] = frozenset()) -> str:
-    """The path and query of ``url`` with credential-bearing query values masked, and a
-    first path segment that is not one of the ``known`` route segments (a relay key, or a
-    1min.ai key put in the wrong place) replaced by ``***``."""
+    """The path and query of ``url`` with every query value masked but a known harmless few,
+    and a first path segment that is not one of the ``known`` route segments (a relay key,
+    or a 1min.ai key put in the wrong place) replaced by ``***``."""
     first, slash, rest = url.path[1:].partition("/")
     if first in known or not first:
         path = url.raw_path
@@ -65,7 +69,7 @@ def redact_url(url: URL, known: frozenset[str] = frozenset()) -> str:
         path = "/***" + (URL.build(path="/" + rest).raw_path if slash else "")
     if not url.query_string:
         return path
-    query = [(k, "***" if k.lower() in _SECRET_PARAMS else v) for k, v in url.query.items()]
+    query = [(k, v if k.lower() in _SHOWN_PARAMS else "***") for k, v in url.query.items()]
     return str(URL.build(path=path, encoded=True).with_query(query))
 
 
