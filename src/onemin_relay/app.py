@@ -34,6 +34,7 @@ from onemin_relay.surfaces import (
     key_state,
     openai_audio,
     openai_chat,
+    openai_embeddings,
     openai_images,
     openai_models,
     openai_responses,
@@ -94,6 +95,7 @@ def create_app(
     openai_responses.add_routes(app)
     openai_images.add_routes(app)
     openai_audio.add_routes(app)
+    openai_embeddings.add_routes(app)
     key_state.add_routes(app)
     add_relay_key_paths(app)
     app.on_response_prepare.append(_request_id_header)
@@ -206,6 +208,11 @@ async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
 
 def _render(request: web.Request, exc: RelayError) -> web.StreamResponse:
     request.app[METRICS].errors.labels(exc.code).inc()
+    if exc.status >= 500:  # the operator's side of a 5xx: why, in the log (messages hold no keys)
+        path = canonical_path(request)
+        log.warning(
+            "%s %s failed: %s (%s): %s", request.method, path, exc.status, exc.code, exc.message
+        )
     return _renderer_for(request)(exc)
 
 

@@ -26,6 +26,7 @@ from onemin_relay.core.errors import (
     NotFound,
     UnsupportedModel,
 )
+from onemin_relay.core.media_types import sniff_image
 from onemin_relay.core.prompt import FlatPrompt, flatten
 from onemin_relay.core.structured import check_schema, instructions
 from onemin_relay.core.tokens import estimate_input_tokens
@@ -38,6 +39,7 @@ from onemin_relay.core.types import (
     Finish,
     ImagePart,
     ModelInfo,
+    ResponseFormat,
     StreamEvent,
     TextDelta,
     ToolCallEvent,
@@ -156,9 +158,10 @@ class Pipeline:
         await self._gateway.identify(caller)
         name, _ = split_online_suffix(request.model)
         info = await self._model_info(name)
-        flat = flatten(request.messages)
         model = info.id if info is not None else name
-        return await estimate_input_tokens(flat.text, model, len(flat.images) + len(flat.files))
+        flat = flatten(request.messages)
+        prompt, _, _ = _prompt(request, flat)  # what _prepare would send, contracts included
+        return await estimate_input_tokens(prompt, model, len(flat.images) + len(flat.files))
 
     # -- preparation -----------------------------------------------------------------
 
@@ -171,15 +174,7 @@ class Pipeline:
         model = info.id if info is not None else name
         if flat.images and info is not None and not info.vision:
             raise UnsupportedModel(f"model {model!r} does not accept images", param="model")
-        fmt = request.response_format
-        if fmt is not None and fmt.kind == "text":
-            fmt = None
-        if fmt is not None:
-            check_schema(fmt)
-        tools = _offered_tools(request)
-        contract = render_tools(tools, request.tool_choice, request.parallel_tool_calls)
-        extras = [text for text in (contract, instructions(fmt) if fmt else "") if text]
-        prompt = "\n\n".join([flat.text, *extras]) if flat.text else "\n\n".join(extras)
+        prompt, fmt, tools = _prompt(request, flat)
         attachments = len(flat.images) + len(flat.files)
         sent = Sent(model, info, prompt, attachments, bool(tools), fmt is not None)
         bill = await self._billing.admit(caller, request, sent)
@@ -225,8 +220,11 @@ class Pipeline:
             return url[len(self._asset_prefix) :]
         if url.startswith("data:"):
             media = decode_data_uri(url, self._settings.image_fetch_max_bytes)
-            if not media.media_type.startswith("image/"):
-                raise InvalidRequest("an image_url data: URI must hold an image", param="image_url")
+            if not media.media_type.startswith("image/") or sniff_image(media.data) is None:
+                raise InvalidRequest(
+                    "an image_url data: URI must hold a PNG, JPEG, WebP or GIF image",
+                    param="image_url",
+                )
         elif url.startswith(("https://", "http://")):
             media = await self._fetcher.fetch(url)
         else:
@@ -248,6 +246,23 @@ def split_online_suffix(model: str) -> tuple[str, bool]:
     if model.endswith(ONLINE_SUFFIX):
         return model[: -len(ONLINE_SUFFIX)], True
     return model, False
+
+
+def _prompt(
+    request: ChatRequest, flat: FlatPrompt
+) -> tuple[str, ResponseFormat | None, tuple[ToolSpec, ...]]:
+    """The one prompt 1min.ai gets: the conversation, then the tool contract and the JSON
+    instructions the relay adds; with the format and tools they hold the answer to."""
+    fmt = request.response_format
+    if fmt is not None and fmt.kind == "text":
+        fmt = None
+    if fmt is not None:
+        check_schema(fmt)
+    tools = _offered_tools(request)
+    contract = render_tools(tools, request.tool_choice, request.parallel_tool_calls)
+    extras = [text for text in (contract, instructions(fmt) if fmt else "") if text]
+    prompt = "\n\n".join([flat.text, *extras]) if flat.text else "\n\n".join(extras)
+    return prompt, fmt, tools
 
 
 def _offered_tools(request: ChatRequest) -> tuple[ToolSpec, ...]:

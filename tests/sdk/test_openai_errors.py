@@ -235,3 +235,16 @@ def test_complete_requests_are_not_cut_by_the_header_deadline(
     stack.set_faults(api_key, latency_ms=(HEADER_TIMEOUT + 0.3) * 1000)
     completion = client.chat.completions.create(model="gpt-4o-mini", messages=HELLO)
     assert completion.choices[0].message.content == "Echo: hello"
+
+
+def test_the_reason_for_a_502_reaches_the_log(
+    client: openai.OpenAI, stack: Stack, api_key: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    stack.set_faults(api_key, status=500)
+    with caplog.at_level(logging.WARNING), pytest.raises(openai.InternalServerError):
+        client.chat.completions.create(
+            model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}]
+        )
+    lines = [r.getMessage() for r in caplog.records if r.name == "onemin_relay.app"]
+    assert any("502" in line and "upstream_error" in line for line in lines), lines
+    assert not [line for line in lines if api_key in line]

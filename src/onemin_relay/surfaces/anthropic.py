@@ -58,10 +58,22 @@ _STOP_REASONS: dict[FinishReason, str] = {
 }
 
 
+_TOOL_ID_PREFIX = "toolu_"
+_ZERO_CACHE = {"cache_creation_input_tokens": 0, "cache_read_input_tokens": 0}
+
+
+def tool_use_id(call: ToolCall) -> str:
+    """Anthropic's id shape (``toolu_…``); ids that already have it pass unchanged. Ids
+    only label a call in the history, so a client sending one back needs no mapping."""
+    if call.id.startswith(_TOOL_ID_PREFIX):
+        return call.id
+    return _TOOL_ID_PREFIX + call.id.removeprefix("call_")
+
+
 def render_tool_use(call: ToolCall) -> dict[str, Any]:
     return {
         "type": "tool_use",
-        "id": call.id,
+        "id": tool_use_id(call),
         "name": call.name,
         "input": orjson.loads(call.arguments),
     }
@@ -86,21 +98,35 @@ def render_result(result: ChatResult) -> dict[str, Any]:
         "stop_sequence": None,
         "usage": {
             "input_tokens": result.usage.input_tokens,
+            **_ZERO_CACHE,
             "output_tokens": result.usage.output_tokens,
         },
     }
 
 
-_BLOCK_STOP = b'event: content_block_stop\ndata: {"type":"content_block_stop","index":0}\n\n'
+_PING = b'event: ping\ndata: {"type":"ping"}\n\n'
 
 
 def _event(name: bytes, payload: dict[str, Any]) -> bytes:
     return b"event: " + name + b"\ndata: " + orjson.dumps(payload) + b"\n\n"
 
 
+def _block_stop(index: int) -> bytes:
+    return _event(b"content_block_stop", {"type": "content_block_stop", "index": index})
+
+
+def _text_start(index: int) -> bytes:
+    block = {"type": "text", "text": ""}
+    return _event(
+        b"content_block_start",
+        {"type": "content_block_start", "index": index, "content_block": block},
+    )
+
+
 async def render_events(stream: ChatStream, input_tokens: int) -> AsyncIterator[bytes]:
     """The exact Messages event sequence; the input count in ``message_start`` is local and
-    ``message_delta`` carries 1min.ai's final figures."""
+    ``message_delta`` carries 1min.ai's final figures. A text block opens on the first text
+    (none before a tool call that has no text); ``ping`` follows the first block start."""
     message: dict[str, Any] = {
         "id": "msg_" + stream.id,
         "type": "message",
@@ -109,33 +135,46 @@ async def render_events(stream: ChatStream, input_tokens: int) -> AsyncIterator[
         "content": [],
         "stop_reason": None,
         "stop_sequence": None,
-        "usage": {"input_tokens": input_tokens, "output_tokens": 0},
+        "usage": {"input_tokens": input_tokens, **_ZERO_CACHE, "output_tokens": 0},
     }
     yield _event(b"message_start", {"type": "message_start", "message": message})
-    yield _event(
-        b"content_block_start",
-        {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}},
-    )
-    yield b'event: ping\ndata: {"type":"ping"}\n\n'
-    delta_head = b'event: content_block_delta\ndata: {"type":"content_block_delta","index":0,'
-    text_open = True
+    blocks = 0  # content blocks started so far
+    text_index: int | None = None  # the open text block, if any
     async for event in stream.events:
         match event:
             case TextDelta(text=text):
-                delta = orjson.dumps({"type": "text_delta", "text": text})
-                yield delta_head + b'"delta":' + delta + b"}\n\n"
-            case ToolCallEvent(index=index, call=call):
-                if text_open:
-                    yield _BLOCK_STOP
-                    text_open = False
-                for frame in _tool_use_frames(index + 1, call):
+                if text_index is None:
+                    text_index, blocks = blocks, blocks + 1
+                    yield _text_start(text_index)
+                    if blocks == 1:
+                        yield _PING
+                delta = {"type": "text_delta", "text": text}
+                yield _event(
+                    b"content_block_delta",
+                    {"type": "content_block_delta", "index": text_index, "delta": delta},
+                )
+            case ToolCallEvent(call=call):
+                if text_index is not None:
+                    yield _block_stop(text_index)
+                    text_index = None
+                start, *rest = _tool_use_frames(blocks, call)
+                yield start
+                blocks += 1
+                if blocks == 1:
+                    yield _PING
+                for frame in rest:
                     yield frame
             case Finish(reason=reason, usage=usage):
-                if text_open:
-                    yield _BLOCK_STOP
-                counts = {"output_tokens": usage.output_tokens if usage else 0}
+                if blocks == 0:  # an empty reply is still one (empty) text block
+                    yield _text_start(0)
+                    yield _PING
+                    text_index = 0
+                if text_index is not None:
+                    yield _block_stop(text_index)
+                counts: dict[str, int] = {}
                 if usage is not None:
-                    counts["input_tokens"] = usage.input_tokens
+                    counts = {"input_tokens": usage.input_tokens, **_ZERO_CACHE}
+                counts["output_tokens"] = usage.output_tokens if usage else 0
                 yield _event(
                     b"message_delta",
                     {
@@ -149,7 +188,7 @@ async def render_events(stream: ChatStream, input_tokens: int) -> AsyncIterator[
 
 def _tool_use_frames(index: int, call: ToolCall) -> tuple[bytes, ...]:
     """A tool_use block, its whole input as one ``input_json_delta``, and its stop."""
-    block = {"type": "tool_use", "id": call.id, "name": call.name, "input": {}}
+    block = {"type": "tool_use", "id": tool_use_id(call), "name": call.name, "input": {}}
     delta = {"type": "input_json_delta", "partial_json": call.arguments}
     return (
         _event(
@@ -159,7 +198,7 @@ def _tool_use_frames(index: int, call: ToolCall) -> tuple[bytes, ...]:
         _event(
             b"content_block_delta", {"type": "content_block_delta", "index": index, "delta": delta}
         ),
-        _event(b"content_block_stop", {"type": "content_block_stop", "index": index}),
+        _block_stop(index),
     )
 
 

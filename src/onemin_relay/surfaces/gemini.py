@@ -1,7 +1,8 @@
 """Gemini API under ``/gemini``: generateContent, streamGenerateContent, countTokens, models.
 
-Both ``v1beta`` and ``v1`` paths are served. ``generationConfig`` fields other than the JSON
-output ones, and ``safetySettings``, are accepted and ignored: 1min.ai has no field for them.
+``v1beta``, ``v1`` and unversioned (``/gemini/models/…``) paths are served.
+``generationConfig`` fields other than the JSON output ones, and ``safetySettings``, are
+accepted and ignored: 1min.ai has no field for them.
 Streams are SSE with ``?alt=sse`` (what the SDKs ask for) and a JSON array otherwise.
 """
 
@@ -261,8 +262,9 @@ async def get_model(request: web.Request) -> web.Response:
 
 
 def add_routes(app: web.Application) -> None:
-    for version in ("v1beta", "v1"):
-        base = f"/gemini/{version}/models"
+    # unversioned too: LiteLLM's Gemini provider, given the base URL ``…/gemini``, calls
+    # ``/gemini/models/{model}:generateContent``
+    for base in ("/gemini/v1beta/models", "/gemini/v1/models", "/gemini/models"):
         app.router.add_get(base, list_models)
         app.router.add_get(base + "/{name:.+}", get_model)
         app.router.add_post(base + "/{target:.+}", model_action)
