@@ -29,7 +29,8 @@ from onemin_relay.core.tools import (
 )
 from onemin_relay.core.types import Message, TextPart, ToolCall, ToolChoice, ToolSpec
 
-from .tool_replies import CLOCK, CORPUS, SAME, SEARCH, TOOLS, WEATHER, Case
+from .tool_replies import CLOCK, SAME, SEARCH, TOOLS, WEATHER, Case
+from .tool_replies_prose import CORPUS, EMBEDDED_CASES, MIXED_CASES
 
 CALL_ID = re.compile(r"call_[0-9a-f]{24}")
 
@@ -160,6 +161,11 @@ def test_pathological_replies_parse_in_linear_time() -> None:
         "<function=" * 20_000,
         "<tool_call>{" * 20_000,
         "```\n" * 20_000,
+        "\n{}" * 20_000,
+        "a: {} " * 20_000,
+        "Note: [1, " * 20_000,
+        "\n```json\n{}\n```" * 5_000,
+        "x" * 50_000 + "\n{}" * 5_000,
     ]
     for reply in replies:
         started = time.perf_counter()
@@ -350,6 +356,40 @@ def test_streamed_text_of_a_corpus_reply_never_holds_its_calls(case: Case) -> No
     shown = "".join(emitted)
     assert shown + rest == reply
     assert parse_reply(shown, TOOLS).calls == (), f"{case.id}: a call was streamed as text"
+
+
+@pytest.mark.parametrize("case", [*EMBEDDED_CASES, *MIXED_CASES], ids=lambda c: c.id)
+def test_streamed_text_of_a_call_among_prose_starts_its_parsed_text(case: Case) -> None:
+    emitted, _ = run([case.reply[i : i + 2] for i in range(0, len(case.reply), 2)])
+    shown = "".join(emitted).strip()
+    assert parse_reply(case.reply, TOOLS).text.startswith(shown), case.id
+
+
+def test_a_json_call_after_prose_is_held_from_its_line() -> None:
+    call = '{"name": "search", "arguments": {"query": "x"}}'
+    emitted, rest = run(["Let me look.", "\n", call[:5], call[5:], "\nDone."])
+    assert "".join(emitted) == "Let me look."
+    assert rest == f"\n{call}\nDone."
+
+
+def test_a_labelled_call_is_held_after_the_colon() -> None:
+    for chunks in (["Calling search: {", '"name": "search"}'], ["Calling search:", ' {"a": 1}']):
+        emitted, rest = run(chunks)
+        assert "".join(emitted) == "Calling search:", chunks
+        assert rest == "".join(chunks).removeprefix("Calling search:")
+
+
+def test_a_fenced_json_or_mistral_call_after_prose_is_held() -> None:
+    for opener in ("```json\n", "```\n", "[TOOL_CALLS] [", "[{"):
+        emitted, rest = run(["Sure.\n", opener[:2], opener[2:], '{"name": "x"}'])
+        assert "".join(emitted) == "Sure.", opener
+        assert rest.startswith(f"\n{opener}"), opener
+
+
+def test_lines_that_cannot_open_a_call_are_released() -> None:
+    chunks = ["Steps:\n", "[1] read\n", "```python\n", "x = {}\n```\n", "Note: done.\n", "end"]
+    emitted, rest = run(chunks)
+    assert "".join(emitted) == "".join(chunks) and rest == ""
 
 
 def test_holding_is_false_for_leading_blanks() -> None:

@@ -30,6 +30,7 @@ import orjson
 # Private, and reused on purpose: the string-aware, depth-bounded, non-recursive bracket scan
 # that extract_json uses, so a nested or string-laden argument object is read the same way.
 from onemin_relay.core.structured import _span_end
+from onemin_relay.core.tool_embedded import FENCE_LINE, json_hold
 
 __all__ = [
     "MARKERS",
@@ -136,7 +137,7 @@ def whole_json(reply: str) -> Any:
 
     Mistral's ``[TOOL_CALLS]`` prefix is dropped; it starts with ``[``, so a stream holds it.
     """
-    body = reply.strip().lstrip("\ufeff").strip().removeprefix("[TOOL_CALLS]")  # Mistral
+    body = reply.strip().lstrip("\ufeff").strip().removeprefix("[TOOL_CALLS]").lstrip()
     fence = _WHOLE_FENCE.fullmatch(body)
     if fence is not None:
         body = fence.group(1).strip()
@@ -280,17 +281,22 @@ class ToolStreamSplitter:
       ``MARKERS`` (``<tool_calls>``, ``<tool_call>``, ``<function=``,
       ``<function_calls>``, ``<invoke ``, ``[tool call ``) while the held text is still a
       prefix of one, and released as soon as it cannot be; from a whole marker on, everything
-      is held to the end. A marker is never split between emitted and held text.
+      is held to the end. A marker is never split between emitted and held text;
+    * after prose, text is held to the end from where a JSON call may stand on its own (see
+      :mod:`onemin_relay.core.tool_embedded`): a line opening with ``{``, ``[{``,
+      ``[TOOL_CALLS]`` or a ``json``/untagged code fence, or ``{`` or ``[{`` after a colon.
+      A trailing newline or colon waits for the next delta, which decides.
 
-    :meth:`feed` looks only at the new text plus at most one partial marker, so its cost per
-    delta does not grow with the reply. The pipeline emits what ``feed`` returns and, at the
-    end, parses ``emitted + finish()`` (which is the whole reply) with ``tools.parse_reply``.
+    :meth:`feed` looks only at the new text plus at most one partial marker or opener, so its
+    cost per delta does not grow with the reply. The pipeline emits what ``feed`` returns and,
+    at the end, parses ``emitted + finish()`` (which is the whole reply) with ``tools.parse_reply``.
     """
 
     def __init__(self) -> None:
         self._started = False  # the first non-blank character has been seen
         self._partial = ""  # leading blanks, a possible fence, or a possible marker
         self._held: list[str] = []  # everything from a marker (or a leading JSON) on
+        self._fences = 0  # code fence lines shown so far: odd while a fence is open
 
     @property
     def holding(self) -> bool:
@@ -322,16 +328,29 @@ class ToolStreamSplitter:
         return rest
 
     def _scan(self, pending: str) -> str:
-        pos = 0
-        while (found := _MARKER_START.search(pending, pos)) is not None:
-            start = found.start()
-            tail = pending[start : start + _LONGEST_MARKER]
-            if tail.startswith(MARKERS):
-                self._held.append(pending[start:])
-                return pending[:start]
-            at_end = start + len(tail) == len(pending)
-            if at_end and any(marker.startswith(tail) for marker in MARKERS):
-                self._partial = pending[start:]
-                return pending[:start]
-            pos = start + 1
-        return pending
+        marker = _marker_hold(pending)
+        json = json_hold(pending, self._fences % 2 == 1)
+        # the earlier hold wins; at the same place, a whole one
+        cut, whole = marker if (marker[0], not marker[1]) <= (json[0], not json[1]) else json
+        if whole:
+            self._held.append(pending[cut:])
+        else:
+            self._partial = pending[cut:]
+        if "```" in pending:
+            self._fences += len(FENCE_LINE.findall(pending, 0, cut))
+        return pending[:cut]
+
+
+def _marker_hold(pending: str) -> tuple[int, bool]:
+    """Where a marker (whole: True) or a possible start of one at the end (False) begins."""
+    pos = 0
+    while (found := _MARKER_START.search(pending, pos)) is not None:
+        start = found.start()
+        tail = pending[start : start + _LONGEST_MARKER]
+        if tail.startswith(MARKERS):
+            return start, True
+        at_end = start + len(tail) == len(pending)
+        if at_end and any(marker.startswith(tail) for marker in MARKERS):
+            return start, False
+        pos = start + 1
+    return len(pending), False

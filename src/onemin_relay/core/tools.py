@@ -8,10 +8,14 @@ streamed answer through :class:`ToolStreamSplitter`, and refuses a call that
 ``parse_reply`` trusts, in this order: the contract (``<tool_calls>JSON</tool_calls>``); the
 tag forms other models are trained on, and the history line ``[tool call <id>] NAME({...})``
 (all found by :mod:`onemin_relay.core.tool_parsing`); a JSON value (bare or in one code fence)
-that is the whole reply. A marked block is always a call attempt: an unknown tool or bad JSON
-in it is an error. A bare JSON reply is a call only if it is call-shaped and names declared
-tools; otherwise it is an answer. Arguments are checked with the JSON Schema validator of
-:mod:`onemin_relay.core.structured` (same cache, same no-fetch ``$ref`` rule, same paths).
+that is the whole reply; JSON that stands on its own among prose (a line of its own, a
+``label: {...}`` or a fenced block; see :mod:`onemin_relay.core.tool_embedded`). A marked
+block is always a call attempt: an unknown tool or bad JSON in it is an error. A bare JSON
+reply is a call only if it is call-shaped and names declared tools; otherwise it is an answer.
+JSON among prose is a call only if it is call-shaped, names declared tools, has valid
+arguments and is not introduced as an example; otherwise it stays text, with no error.
+Arguments are checked with the JSON Schema validator of :mod:`onemin_relay.core.structured`
+(same cache, same no-fetch ``$ref`` rule, same paths).
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ import orjson
 from onemin_relay.core import structured
 from onemin_relay.core.errors import InvalidRequest
 from onemin_relay.core.prompt import flatten
+from onemin_relay.core.tool_embedded import Embedded, find_embedded, prose_around
 from onemin_relay.core.tool_parsing import (
     Candidate,
     ToolStreamSplitter,
@@ -195,10 +200,13 @@ def parse_reply(
         errors = list(marked.errors)
         calls = _resolve(marked.candidates, tools, errors)
         text = marked.prose
-    else:
+    elif whole_json(reply) is not None:
         errors = []
         calls = _from_whole_json(reply, tools, choice, errors)
         text = "" if calls or errors else reply
+    else:
+        errors = []
+        calls, text = _from_embedded(reply, tools)
     if not errors:
         errors = _choice_errors(calls, choice, parallel)
     if errors:
@@ -223,6 +231,26 @@ def _from_whole_json(
         return _resolve([Candidate(choice.name or "", value)], tools, errors)
     # Call-shaped JSON naming no declared tool is an answer, unless a call is required.
     return _resolve(found, tools, errors) if found and requires_call(choice) else []
+
+
+def _from_embedded(reply: str, tools: Sequence[ToolSpec]) -> tuple[list[ToolCall], str]:
+    """The calls among prose (never an error: what is no valid call stays text), and the
+    prose around them."""
+    calls: list[ToolCall] = []
+    cuts: list[Embedded] = []
+
+    def names_tools(value: Any) -> bool:
+        found = entries_of(value, strict=True)
+        return found is not None and all(_lookup(c.name, tools) for c in found)
+
+    for span in find_embedded(reply, names_tools):
+        found = entries_of(span.value, strict=True) or []
+        errors: list[str] = []
+        resolved = _resolve(found, tools, errors)
+        if not errors:
+            calls.extend(resolved)
+            cuts.append(span)
+    return (calls, prose_around(reply, cuts)) if calls else ([], reply)
 
 
 def _resolve(
