@@ -82,7 +82,7 @@ def find_embedded(reply: str, keep: Callable[[Any], bool]) -> list[Embedded]:
             if outcome != "balanced":
                 continue
         start = match.end() if match.lastgroup == "label" else match.start()
-        value = _loads(body)
+        value = json_value(body)
         if value is not None and keep(value) and not _illustrated(reply, start):
             found.append(Embedded(start, pos, value))
     return found
@@ -122,7 +122,8 @@ def json_hold(pending: str, in_fence: bool = False) -> tuple[int, bool]:
     return (colon.start(), False) if colon is not None else (len(pending), False)
 
 
-def _loads(body: str) -> Any:
+def json_value(body: str) -> Any:
+    """``body`` as a JSON object or array; None when it is neither."""
     body = body.strip()
     if not body.startswith(("{", "[")):
         return None

@@ -30,7 +30,7 @@ import orjson
 # Private, and reused on purpose: the string-aware, depth-bounded, non-recursive bracket scan
 # that extract_json uses, so a nested or string-laden argument object is read the same way.
 from onemin_relay.core.structured import _span_end
-from onemin_relay.core.tool_embedded import FENCE_LINE, json_hold
+from onemin_relay.core.tool_embedded import FENCE_LINE, json_hold, json_value
 
 __all__ = [
     "MARKERS",
@@ -141,12 +141,7 @@ def whole_json(reply: str) -> Any:
     fence = _WHOLE_FENCE.fullmatch(body)
     if fence is not None:
         body = fence.group(1).strip()
-    if not body.startswith(("{", "[")):
-        return None
-    try:
-        return orjson.loads(body)
-    except orjson.JSONDecodeError:
-        return None
+    return json_value(body)
 
 
 def entries_of(value: Any, *, strict: bool) -> list[Candidate] | None:
