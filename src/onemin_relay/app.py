@@ -12,11 +12,13 @@ from contextlib import asynccontextmanager
 import aiohttp
 from aiohttp import web
 from aiohttp.abc import AbstractResolver
+from aiohttp.typedefs import Middleware
 
 from onemin_relay import __version__, idempotency
 from onemin_relay.admin import api as admin_api
 from onemin_relay.core.errors import InvalidRequest, NotFound, PayloadTooLarge, RelayError
 from onemin_relay.core.tokens import warm_up
+from onemin_relay.cors import add_cors_headers, allowed_origins, preflight
 from onemin_relay.features import Features
 from onemin_relay.gateway import open_store
 from onemin_relay.gateway.ledger import LedgerWriter
@@ -77,6 +79,7 @@ def create_app(
     app = web.Application(
         client_max_size=settings.max_body_bytes,
         middlewares=[
+            _cors_preflight(allowed_origins(settings)),
             _errors,
             idempotency.middleware(lambda: app[GATEWAY].store, settings.total_timeout + 60),
         ],
@@ -100,6 +103,13 @@ def create_app(
     add_relay_key_paths(app)
     app.on_response_prepare.append(_request_id_header)
     app.on_response_prepare.append(add_rate_headers)
+    origins = allowed_origins(settings)
+    if origins:
+
+        async def cors_headers(request: web.Request, response: web.StreamResponse) -> None:
+            add_cors_headers(request, response, origins)
+
+        app.on_response_prepare.append(cors_headers)
     return app
 
 
@@ -180,6 +190,14 @@ async def _gateway(settings: Settings, shared: SharedState) -> AsyncIterator[Gat
             await ledger.drain(LEDGER_DRAIN_SECONDS)
     finally:
         await store.close()
+
+
+def _cors_preflight(origins: frozenset[str]) -> Middleware:
+    @web.middleware
+    async def answer_preflight(request: web.Request, handler: Handler) -> web.StreamResponse:
+        return preflight(request, origins) or await handler(request)
+
+    return answer_preflight
 
 
 @web.middleware

@@ -55,6 +55,7 @@ class Settings:
     rate_window: float = 60.0  # seconds a "minute" of the rpm/tpm limits lasts
     expected_output_tokens: int = 1000  # admitted for a reply when max_tokens is not given
     trusted_proxies: str = ""  # addresses/networks whose X-Forwarded-For / Forwarded count
+    cors_origins: str = "auto"  # origins browsers may call from; see cors.py for "auto"
     # when the limit store (Redis) fails: "closed" refuses with 503, "open" admits unchecked
     limits_on_store_error: Literal["closed", "open"] = "closed"
     # when Redis fails for stored Responses: "fail" answers 503, "degrade" forgets them
