@@ -36,8 +36,8 @@ from urllib.parse import urlsplit
 
 import orjson
 
-from bench import bodies, drivers, profile, stack
-from bench.procs import BenchError, Proc, cpu_seconds
+from bench import bodies, profile, stack
+from bench.procs import BenchError, Proc
 from bench.report import Row
 from bench.scenarios import STREAM_KEY, Bench, row
 
@@ -172,19 +172,9 @@ class LimitRelay:
 
     def wrk(self, connections: int, seconds: float) -> dict[str, Any]:
         assert self.proc is not None
-        before = cpu_seconds(self.proc.family())
         redis_before = self.probe.reading() if self.probe else {}
-        result: dict[str, Any] = dict(
-            drivers.wrk(
-                f"http://127.0.0.1:{self.port}{bodies.RELAYED_CHAT_PATH}",
-                self.b.body_file("relayed", False),
-                bodies.relayed_headers(STREAM_KEY),
-                connections=connections,
-                duration=seconds,
-                cpus=self.b.layout.load,
-            )
-        )
-        used = cpu_seconds(self.proc.family()) - before
+        headers = bodies.relayed_headers(STREAM_KEY)
+        result = self.b.relayed_chat_load(self.proc, self.port, headers, connections, seconds)
         count = result["requests"] or 1
         if result["status_errors"]:
             status, _ = _call(self.port)
@@ -193,7 +183,6 @@ class LimitRelay:
                 f"responses had a status of 400 or more at c={connections} (a call now "
                 f"answers {status}); the limits must never refuse here"
             )
-        result["cpu_us"] = used / count * 1e6
         if self.probe is not None:
             after = self.probe.reading()
             for field, value in after.items():

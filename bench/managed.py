@@ -23,8 +23,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from bench import bodies, drivers, stack, stores
-from bench.procs import BenchError, Proc, cpu_seconds
+from bench import bodies, stack, stores
+from bench.procs import BenchError, Proc
 from bench.report import Row
 from bench.scenarios import STREAM_KEY, Bench, pick, row
 
@@ -73,22 +73,12 @@ class ManagedRelay:
 
     def wrk(self, side: str, connections: int, seconds: float) -> dict[str, Any]:
         assert self.proc is not None
-        before, db_before = cpu_seconds(self.proc.family()), self._db_cpu()
-        result: dict[str, Any] = dict(
-            drivers.wrk(
-                f"http://127.0.0.1:{self.port}{bodies.RELAYED_CHAT_PATH}",
-                self.b.body_file("relayed", False),
-                self.headers(side),
-                connections=connections,
-                duration=seconds,
-                cpus=self.b.layout.load,
-            )
+        db_before = self._db_cpu()
+        result = self.b.relayed_chat_load(
+            self.proc, self.port, self.headers(side), connections, seconds
         )
-        used = cpu_seconds(self.proc.family()) - before
         db_used = stores.cpu_growth(db_before, self._db_cpu())
-        count = result["requests"] or 1
-        result["cpu_us"] = used / count * 1e6
-        result["db_cpu_us"] = db_used / count * 1e6
+        result["db_cpu_us"] = db_used / (result["requests"] or 1) * 1e6
         return result
 
 

@@ -62,6 +62,26 @@ class Bench:
             path = bodies.RELAYED_CHAT_PATH
         return f"http://127.0.0.1:{self.port(side)}{path}"
 
+    def relayed_chat_load(
+        self, proc: Proc, port: int, headers: dict[str, str], connections: int, seconds: float
+    ) -> dict[str, Any]:
+        """wrk's non-streamed chat load on a relay of one's own, with its CPU per request
+        (``cpu_us``) beside wrk's figures."""
+        before = cpu_seconds(proc.family())
+        result: dict[str, Any] = dict(
+            drivers.wrk(
+                f"http://127.0.0.1:{port}{bodies.RELAYED_CHAT_PATH}",
+                self.body_file("relayed", False),
+                headers,
+                connections=connections,
+                duration=seconds,
+                cpus=self.layout.load,
+            )
+        )
+        used = cpu_seconds(proc.family()) - before
+        result["cpu_us"] = used / (result["requests"] or 1) * 1e6
+        return result
+
     def body_file(self, side: str, streaming: bool) -> Path:
         path = self.work / f"{side}-{'stream' if streaming else 'chat'}.json"
         if not path.exists():
