@@ -64,8 +64,7 @@ def prefix() -> str:
     return f"onemin-test-{uuid.uuid4().hex}:"
 
 
-@pytest.fixture
-async def client(prefix: str) -> AsyncIterator[aioredis.Redis]:
+async def _client(prefix: str) -> AsyncIterator[aioredis.Redis]:
     client = make_client()
     try:
         yield client
@@ -74,15 +73,9 @@ async def client(prefix: str) -> AsyncIterator[aioredis.Redis]:
         await client.aclose()
 
 
-@pytest.fixture
-async def other_client(prefix: str) -> AsyncIterator[aioredis.Redis]:
-    """A second connection pool: what another relay process would hold."""
-    client = make_client()
-    try:
-        yield client
-    finally:
-        await drop_keys(client, prefix)
-        await client.aclose()
+client = pytest.fixture(_client, name="client")
+# a second connection pool: what another relay process would hold
+other_client = pytest.fixture(_client, name="other_client")
 
 
 @pytest.fixture
