@@ -70,6 +70,28 @@ class Grant(msgspec.Struct):
         if credit is not None:
             self.reported_credits = (self.reported_credits or 0) + credit
 
+    @classmethod
+    def begin(
+        cls,
+        caller: Caller,
+        mode: Mode,
+        key: KeyRecord | None,
+        requested_model: str,
+        api_key: str = "",
+        rate: RateGrant | None = None,
+    ) -> Grant:
+        """A grant starting now, for ``caller``'s request."""
+        return cls(
+            request_id=caller.request_id or uuid.uuid4().hex,
+            mode=mode,
+            api_key=api_key,
+            surface=caller.surface,
+            requested_model=requested_model,
+            started=time.monotonic(),
+            key=key,
+            rate=rate,
+        )
+
     @property
     def paid(self) -> bool:
         return self.key is not None and self.mode == "managed"
@@ -153,16 +175,7 @@ class Gateway:
             if key is not None:
                 self._refuse(caller, mode, key, requested_model, exc.status, exc.code)
             raise
-        grant = Grant(
-            request_id=caller.request_id or uuid.uuid4().hex,
-            mode=mode,
-            api_key=api_key,
-            surface=caller.surface,
-            requested_model=requested_model,
-            started=time.monotonic(),
-            key=key,
-            rate=rate,
-        )
+        grant = Grant.begin(caller, mode, key, requested_model, api_key, rate)
         try:
             self._take_slot()
         except RelayError:
@@ -312,15 +325,7 @@ class Gateway:
     def _refuse(
         self, caller: Caller, mode: Mode, key: KeyRecord, model: str, status: int, code: str
     ) -> None:
-        grant = Grant(
-            request_id=caller.request_id or uuid.uuid4().hex,
-            mode=mode,
-            api_key="",
-            surface=caller.surface,
-            requested_model=model,
-            started=time.monotonic(),
-            key=key,
-        )
+        grant = Grant.begin(caller, mode, key, model)
         self._take_slot()
         self.ledger.submit(_refusal(grant, model, status, code))
 
