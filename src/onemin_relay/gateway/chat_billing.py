@@ -11,8 +11,8 @@ from onemin_relay.core.tokens import estimate_input_tokens
 from onemin_relay.core.types import Caller, ChatRequest, ModelInfo, Usage
 from onemin_relay.gateway import metering, pricing
 from onemin_relay.gateway.limits import token_estimate
-from onemin_relay.gateway.metering import CLIENT_CLOSED, StreamMeter
-from onemin_relay.gateway.policy import Gateway, Grant
+from onemin_relay.gateway.metering import StreamMeter
+from onemin_relay.gateway.policy import CLIENT_CLOSED, Gateway, Grant, status_of
 from onemin_relay.settings import Settings
 
 
@@ -66,7 +66,7 @@ class ChatBill:
         error = seen if isinstance(seen, RelayError) else None
         if usage is None and error is not None:
             usage = error.usage
-        status = metering.status_of(seen)
+        status = status_of(seen)
         spent = metering.spent(status, self._model, self._info, usage, self._rate, error)
         self._gateway.settle(self.grant, spent)
         return seen

@@ -8,7 +8,6 @@ past what the key's balance was holding.
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import AsyncIterator
 
@@ -18,20 +17,9 @@ from onemin_relay.core.types import Finish, ModelInfo, StreamEvent, TextDelta, U
 from onemin_relay.gateway import pricing
 from onemin_relay.gateway.policy import Grant, Spent
 
-CLIENT_CLOSED = 499  # nginx's status for a client that left before the answer
-
 
 class HoldExceeded(InsufficientBalance):
     code = "hold_exceeded"
-
-
-def status_of(exc: BaseException) -> int:
-    """The status a call that ended with ``exc`` goes on the ledger with."""
-    if isinstance(exc, RelayError):
-        return exc.status
-    if isinstance(exc, asyncio.CancelledError | GeneratorExit):
-        return CLIENT_CLOSED
-    return 500
 
 
 def spent(

@@ -10,6 +10,7 @@ releases the rest of the hold and writes the ledger row, in one transaction.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 import uuid
@@ -40,6 +41,7 @@ log = logging.getLogger(__name__)
 
 Mode: TypeAlias = Literal["byok", "relay", "managed", "anonymous"]
 TEXT_LIMIT = 200
+CLIENT_CLOSED = 499  # nginx's status for a client that left before the answer
 # the statuses of the calls settled in this request (set by whoever wants to know, e.g. the
 # idempotency middleware; a stream's failure never reaches it as an exception)
 SETTLED: ContextVar[list[int] | None] = ContextVar("onemin_settled", default=None)
@@ -256,8 +258,9 @@ class Gateway:
             yield grant
         except BaseException as exc:
             seen = self.as_seen_by_caller(grant, exc)
-            status, code = (seen.status, seen.code) if isinstance(seen, RelayError) else (499, None)
-            self.settle(grant, self._flat_spent(grant, status, upstream_model, credits, code))
+            code = seen.code if isinstance(seen, RelayError) else None
+            spent = self._flat_spent(grant, status_of(seen), upstream_model, credits, code)
+            self.settle(grant, spent)
             if seen is not exc:
                 raise seen from exc
             raise
@@ -328,6 +331,15 @@ class Gateway:
         grant = Grant.begin(caller, mode, key, model)
         self._take_slot()
         self.ledger.submit(_refusal(grant, model, status, code))
+
+
+def status_of(exc: BaseException) -> int:
+    """The status a call that ended with ``exc`` goes on the ledger with."""
+    if isinstance(exc, RelayError):
+        return exc.status
+    if isinstance(exc, asyncio.CancelledError | GeneratorExit):
+        return CLIENT_CLOSED
+    return 500
 
 
 def _refusal(grant: Grant, model: str, status: int, code: str) -> Settlement:
