@@ -5,6 +5,7 @@ Every knob has a safe default; a malformed value fails here, before the server b
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
@@ -157,14 +158,7 @@ class Settings:
 
     @property
     def trusted_proxy_networks(self) -> tuple[IPv4Network | IPv6Network, ...]:
-        try:
-            return tuple(
-                ip_network(part.strip(), strict=False)
-                for part in self.trusted_proxies.split(",")
-                if part.strip()
-            )
-        except ValueError as exc:
-            raise SettingsError(f"{_PREFIX}TRUSTED_PROXIES: {exc}") from None
+        return _networks(self.trusted_proxies)  # read on every request: parsed once
 
     @property
     def limits_are_shared(self) -> bool:
@@ -208,3 +202,13 @@ def _convert(name: str, annotation: object, raw: str) -> Any:
     except ValueError:
         raise SettingsError(f"{_PREFIX}{name.upper()} must be a number, got {raw!r}") from None
     return raw.rstrip("/") if name.endswith("_url") else raw
+
+
+@functools.lru_cache(maxsize=8)
+def _networks(text: str) -> tuple[IPv4Network | IPv6Network, ...]:
+    try:
+        return tuple(
+            ip_network(part.strip(), strict=False) for part in text.split(",") if part.strip()
+        )
+    except ValueError as exc:
+        raise SettingsError(f"{_PREFIX}TRUSTED_PROXIES: {exc}") from None
