@@ -50,7 +50,6 @@ from onemin_relay.surfaces.common import (
     RESPONSE_STORE,
     SETTINGS,
     SHARED,
-    readiness,
 )
 from onemin_relay.surfaces.openai_errors import render_error as render_openai_error
 from onemin_relay.surfaces.rate_headers import add_rate_headers
@@ -86,7 +85,7 @@ def create_app(
     )
     app[SETTINGS] = settings
     app[METRICS] = Metrics()
-    app[READINESS] = readiness
+    app[READINESS] = service.readiness
     app.router.add_get("/metrics", serve_metrics)
     app.cleanup_ctx.append(_resources(settings, fetch_resolver))
     service.add_routes(app)

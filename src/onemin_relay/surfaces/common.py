@@ -242,34 +242,6 @@ def request_id(request: web.Request) -> str:
     return str(found)
 
 
-def readiness(app: web.Application) -> dict[str, dict[str, bool | str]]:
-    """Per shared state: healthy or not, where it lives, and whether its failure blocks
-    requests (limits closed, Responses fail) or only degrades them."""
-    settings, gateway, shared = app[SETTINGS], app.get(GATEWAY), app.get(SHARED)
-    where = "redis" if settings.redis_url else "memory"
-    report: dict[str, dict[str, bool | str]] = {}
-    if gateway is not None:
-        report["limits"] = {
-            "ok": gateway.limits.healthy,
-            "store": where,
-            "blocking": settings.limits_on_store_error == "closed",
-        }
-        report["ledger"] = {
-            "ok": gateway.ledger.in_use < settings.ledger_queue_size,
-            "store": "postgresql" if settings.uses_postgres else "sqlite",
-            "blocking": True,
-        }
-    if shared is not None:
-        report["responses"] = {
-            "ok": bool(getattr(shared.responses, "healthy", True)),
-            "store": where,
-            "blocking": settings.responses_on_store_error == "fail",
-        }
-        catalog_ok = bool(getattr(shared.catalog, "healthy", True))
-        report["catalog"] = {"ok": catalog_ok, "store": where, "blocking": False}
-    return report
-
-
 def error_headers(exc: RelayError) -> dict[str, str]:
     """Retry hints for any protocol. The SDKs retry 5xx on their own; after 1min.ai may have
     billed the call, ``x-should-retry: false`` stops them from paying twice."""
