@@ -10,7 +10,9 @@ relay processes reuse a snapshot one of them fetched while it is younger than th
 from __future__ import annotations
 
 import asyncio
+import difflib
 import logging
+import re
 import time
 from collections.abc import Callable
 
@@ -47,9 +49,18 @@ class Catalog:
         self._by_id = {m.id: m for m in reversed(models)}
         self._by_folded = {m.id.lower(): m for m in reversed(models)}
         by_base: dict[str, list[ModelInfo]] = {}
+        by_undated: dict[str, list[ModelInfo]] = {}
         for model in models:
-            by_base.setdefault(base_name(model.id), []).append(model)
+            base = base_name(model.id)
+            by_base.setdefault(base, []).append(model)
+            undated, date = split_date(base)
+            if date:
+                by_undated.setdefault(undated, []).append(model)
         self._by_base = by_base
+        self._by_undated = {  # newest first
+            name: sorted(found, key=lambda m: split_date(base_name(m.id))[1], reverse=True)
+            for name, found in by_undated.items()
+        }
 
     def get(self, model_id: str) -> ModelInfo | None:
         return self._by_id.get(model_id)
@@ -58,17 +69,65 @@ class Catalog:
         """The model a client means by ``name``: the exact id first, then the same id in
         another case, then the one model whose id differs only by a vendor or region prefix
         or a version suffix (``claude-sonnet-4-5-20250929`` finds
-        ``us.anthropic.claude-sonnet-4-5-20250929-v1:0``). Ambiguous names resolve to None.
+        ``us.anthropic.claude-sonnet-4-5-20250929-v1:0``), then for an undated name the
+        newest dated model of that name. A provider-pinned id (``openai/gpt-4.1``) resolves
+        only to that provider's models. Ambiguous names resolve to None.
         """
         found = self._by_id.get(name) or self._by_folded.get(name.lower())
         if found is not None:
             return found
-        candidates = self._by_base.get(base_name(name), [])
+        providers, bare = pinned_provider(name)
+        if providers is not None:
+            found = self._by_id.get(bare) or self._by_folded.get(bare.lower())
+            if found is not None:
+                return found if _by(providers, found) else None
+        base = base_name(bare)
+        candidates = self._of(providers, self._by_base.get(base, []))
+        if not candidates:  # undated: the newest of that name
+            candidates = self._of(providers, self._by_undated.get(base, []))[:1]
         return candidates[0] if len(candidates) == 1 else None
 
+    @staticmethod
+    def _of(providers: frozenset[str] | None, models: list[ModelInfo]) -> list[ModelInfo]:
+        return models if providers is None else [m for m in models if _by(providers, m)]
 
+    def closest(self, name: str, kind: ModelKind = "chat", limit: int = 5) -> list[str]:
+        """The ids most like ``name`` (for a 404's suggestions), closest first."""
+        ids = [m.id for m in self.models if m.kind == kind]
+        _, bare = pinned_provider(name)
+        return difflib.get_close_matches(bare.lower(), ids, n=limit, cutoff=0.4)
+
+
+# Provider prefixes a client may pin a model with → the catalog's provider slugs.
+PROVIDER_PREFIXES: dict[str, frozenset[str]] = {
+    "openai": frozenset({"openai"}),
+    "anthropic": frozenset({"anthropic"}),
+    "google": frozenset({"googleai", "google"}),
+    "gemini": frozenset({"googleai", "google"}),
+    "mistral": frozenset({"mistralai", "mistral"}),
+    "mistralai": frozenset({"mistralai", "mistral"}),
+    "deepseek": frozenset({"deepseek"}),
+    "xai": frozenset({"xai"}),
+    "x-ai": frozenset({"xai"}),
+}
 _REGION_PREFIXES = ("us.", "eu.", "apac.", "global.")
-_VENDOR_PREFIXES = ("anthropic.", "anthropic/", "openai/", "google/", "models/")
+_VENDOR_PREFIXES = ("anthropic.", "models/")
+_DATE = re.compile(r"-(\d{8}|\d{4}-\d{2}-\d{2}|\d{2}-\d{4})$")
+
+
+def pinned_provider(name: str) -> tuple[frozenset[str] | None, str]:
+    """``openai/gpt-4.1`` → (OpenAI's provider slugs, ``gpt-4.1``); unpinned → (None, name)."""
+    prefix, sep, rest = name.partition("/")
+    providers = PROVIDER_PREFIXES.get(prefix.lower()) if sep else None
+    return (providers, rest) if providers is not None else (None, name)
+
+
+def _by(providers: frozenset[str], model: ModelInfo) -> bool:
+    """Whether one of ``providers`` serves ``model``; a model listed without a provider
+    counts when its id names one (``us.anthropic.claude-…``)."""
+    if model.provider is not None:
+        return model.provider.lower() in providers
+    return any(f"{p}." in model.id.lower() for p in providers)
 
 
 def base_name(model_id: str) -> str:
@@ -80,6 +139,18 @@ def base_name(model_id: str) -> str:
     if sep and version.replace(":", "").isdigit():
         name = head
     return name
+
+
+def split_date(name: str) -> tuple[str, str]:
+    """``claude-x-20250929`` → (``claude-x``, ``20250929``); a date sorts as it reads
+    (``08-2024`` becomes ``20240800``). Undated → (name, "")."""
+    match = _DATE.search(name)
+    if match is None:
+        return name, ""
+    date = match.group(1)
+    if len(date) == 7:  # MM-YYYY
+        date = date[3:] + date[:2] + "00"
+    return name[: match.start()], date.replace("-", "")
 
 
 class ModelCatalog:
@@ -127,7 +198,7 @@ class ModelCatalog:
             return None
         info = catalog.resolve(name)
         if info is None:
-            raise ModelNotFound(f"the model {name!r} does not exist", param="model")
+            raise not_found(name, catalog.closest(name, kind))
         if info.kind != kind:
             raise UnsupportedModel(
                 f"{name!r} is a {_label(info.kind)} model, not a {_label(kind)} model",
@@ -182,6 +253,15 @@ def _to_model_info(entry: CatalogEntry, kind: ModelKind) -> ModelInfo:
         max_output_tokens=_int_or_none(credits.get("MAX_OUTPUT_TOKEN")),
         credit_metadata=credits or None,
     )
+
+
+def not_found(name: str, suggestions: list[str]) -> ModelNotFound:
+    """The 404 for an unknown model, naming the closest ids the catalog has."""
+    hint = f"; the closest are: {', '.join(suggestions)}" if suggestions else ""
+    error = ModelNotFound(f"the model {name!r} does not exist{hint}", param="model")
+    if suggestions:
+        error.details["suggestions"] = suggestions
+    return error
 
 
 def _label(kind: ModelKind) -> str:
