@@ -13,7 +13,7 @@ import os
 import signal
 import sys
 from collections.abc import Callable, Coroutine
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import typer
 from aiohttp import web
@@ -97,11 +97,17 @@ def serve(
 def emulator(
     host: Annotated[str, typer.Option(help="Address to bind")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to bind")] = 8090,
+    replies: Annotated[
+        Literal["echo", "model"],
+        typer.Option(
+            help="echo: repeat the prompt (exact text for tests); model: answer like a model"
+        ),
+    ] = "echo",
 ) -> None:
     """Run the 1min.ai emulator alone (for tests, benchmarks and trying the relay offline)."""
     from onemin_relay import emulator as emulator_pkg
 
-    emulator_pkg.run(host, port)
+    emulator_pkg.run(host, port, emulator_pkg.EmulatorConfig(replies=replies))
 
 
 async def _serve(settings: Settings, *, demo: bool, reuse_port: bool) -> None:
@@ -185,9 +191,10 @@ def settle_heap() -> None:
 
 
 async def _start_demo_upstream(settings: Settings, runners: list[web.AppRunner]) -> Settings:
+    from onemin_relay.emulator import EmulatorConfig
     from onemin_relay.emulator import create_app as create_emulator
 
-    runner = web.AppRunner(create_emulator())
+    runner = web.AppRunner(create_emulator(EmulatorConfig(replies="model")))
     runners.append(runner)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)

@@ -9,11 +9,12 @@ from aiohttp import web
 
 from onemin_relay.emulator.bodies import Invalid, convert, read_json
 from onemin_relay.emulator.catalog import ModelEntry, usable_model
+from onemin_relay.emulator.demo_replies import model_reply
 from onemin_relay.emulator.faults import Faults
 from onemin_relay.emulator.records import AiRecord, chat_record
 from onemin_relay.emulator.replies import Seen, estimate_usage, reply_text, split_pieces
 from onemin_relay.emulator.respond import envelope_for, error_response, json_response
-from onemin_relay.emulator.state import FAULTS, STATE
+from onemin_relay.emulator.state import CONFIG, FAULTS, STATE
 from onemin_relay.emulator.stream import StreamBody, StreamWriter, run_stream
 
 CHAT_FEATURE = "UNIFY_CHAT_WITH_AI"
@@ -78,7 +79,11 @@ def answer(request: web.Request, ask: Ask, model: ModelEntry, feature: str) -> A
         web_search=ask.web_search,
         history_turns=len(history),
     )
-    reply = reply_text(ask.prompt, seen, state.faults.take_reply(request.headers["API-KEY"]))
+    scripted = state.faults.take_reply(request.headers["API-KEY"])
+    if scripted is None and request.app[CONFIG].replies == "model":
+        reply = model_reply(ask.prompt, model.model_id, seen)
+    else:
+        reply = reply_text(ask.prompt, seen, scripted)
     crawl = _crawl_lines(faults.crawl_lines)
     result = "".join(crawl) + reply
     if conversation:

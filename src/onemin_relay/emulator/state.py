@@ -5,13 +5,15 @@ from __future__ import annotations
 import time
 import uuid
 from collections import deque
-from typing import Any
+from typing import Any, Literal, TypeAlias
 
 import msgspec
 from aiohttp import web
 
 from onemin_relay.emulator.billing import AccountBook
 from onemin_relay.emulator.faults import Envelope, FaultBook, Faults
+
+ReplyStyle: TypeAlias = Literal["echo", "model"]
 
 MB = 1024 * 1024
 
@@ -22,7 +24,10 @@ class EmulatorConfig(msgspec.Struct, frozen=True, kw_only=True):
     ``asset_base_url`` is the public base of the asset host used in the URLs it hands out
     (``<base>/images/…``); ``None`` means this app's own origin, which serves those paths.
     ``api_keys`` ``None`` accepts any non-empty ``API-KEY``. ``error_envelope`` picks the
-    401/422/429 body shape (§8): live-style ``flat`` or the ``documented`` one.
+    401/422/429 body shape (§8): live-style ``flat`` or the ``documented`` one. ``replies``
+    picks how chat answers: ``echo`` (the default, exact text tests assert on; see
+    ``replies``) or ``model``, answers that read like a model's, for demo mode (see
+    ``demo_replies``). The ``reply`` / ``replies`` knobs win over both.
     """
 
     asset_base_url: str | None = None
@@ -31,6 +36,7 @@ class EmulatorConfig(msgspec.Struct, frozen=True, kw_only=True):
     legacy_features_chat: bool = False
     max_asset_bytes: int = 50 * MB
     max_recorded_requests: int = 1000
+    replies: ReplyStyle = "echo"
 
 
 class RecordedRequest(msgspec.Struct):
