@@ -1,5 +1,5 @@
 """The admin API, ``/admin/v1``: issue, inspect, change, revoke and top up gateway keys,
-and read usage and the ledger.
+read usage and the ledger, and read conversations and request traces (``admin/traces.py``).
 
 It exists only when ``ONEMIN_ADMIN_TOKEN`` is set (every ``/admin`` path is a 404
 otherwise) and answers only ``Authorization: Bearer <token>`` (401 for anything else).
@@ -15,6 +15,7 @@ from typing import Any
 from aiohttp import web
 
 from onemin_relay.admin import operations as ops
+from onemin_relay.admin import traces
 from onemin_relay.admin.views import iso, key_object, ledger_object, listing, usage_object
 from onemin_relay.core.errors import AuthenticationFailed, NotFound
 from onemin_relay.gateway.storage import Store
@@ -40,6 +41,7 @@ def add_routes(app: web.Application) -> None:
     router.add_post(PREFIX + "/keys/{id}/topups", guarded(top_up_key))
     router.add_get(f"{PREFIX}/usage", guarded(usage))
     router.add_get(f"{PREFIX}/ledger", guarded(ledger))
+    traces.add_routes(router, PREFIX, guarded)
     # matched only after the routes above; keeps /admin paths out of the relay-key paths
     router.add_route("*", "/admin/{tail:.*}", guarded(no_such_endpoint))
 

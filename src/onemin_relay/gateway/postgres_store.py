@@ -35,8 +35,10 @@ from onemin_relay.gateway.storage import (
     ledger_values,
     schema,
     stored_change,
+    trace_values_of,
     unsettled_row,
 )
+from onemin_relay.gateway.trace_store import Query, TraceQueries, TraceReads
 
 # the server unreachable, restarting or out of connections: worth retrying, unlike an error
 # about what was sent
@@ -71,6 +73,7 @@ HOLD_COLUMNS = (
     "id, key_id, amount, owner, created_at, expires_at, request_id, project, surface, model"
 )
 _LEDGER_INSERT = f"INSERT INTO ledger ({LEDGER_COLUMNS}) VALUES ({_marks(19)})"
+_TRACES = TraceQueries("postgres")
 _RESERVE = (
     "WITH taken AS (UPDATE keys SET reserved = reserved + $3 "
     "WHERE id = $2 AND balance - reserved >= $3 RETURNING id) "
@@ -99,7 +102,9 @@ _APPLY = (
 )
 
 
-class PostgresStore:
+class PostgresStore(TraceReads):
+    _traces = _TRACES
+
     def __init__(self, url: str, *, min_size: int = 1, max_size: int = 10) -> None:
         self.url = url
         self.min_size = min_size
@@ -257,6 +262,16 @@ class PostgresStore:
         sql = "DELETE FROM idempotency WHERE created_at < $1"
         return _count(await self._with(lambda db: db.execute(sql, when)))
 
+    # -- traces (reads in TraceReads) ----------------------------------------------------
+
+    async def _rows(self, query: Query) -> list[tuple[object, ...]]:
+        sql, params = query
+        return [tuple(row) for row in await self._with(lambda db: db.fetch(sql, *params))]
+
+    async def _changed(self, query: Query) -> int:
+        sql, params = query
+        return _count(await self._with(lambda db: db.execute(sql, *params)))
+
     # -- plumbing ------------------------------------------------------------------------
 
     def _ready(self) -> Pool:
@@ -319,6 +334,7 @@ async def _settle(db: Connection, batch: list[Settlement]) -> None:
         held = {row["id"]: int(row["amount"]) for row in await db.fetch(_RELEASE_HOLDS, hold_ids)}
     deltas: dict[str, list[int]] = {}  # key id -> [released, charged]
     rows: list[tuple[object, ...]] = []
+    traces: list[tuple[object, ...]] = []
     for item in batch:
         row = item.row
         state = keys.get(item.key_id) if item.key_id is not None else None
@@ -334,8 +350,12 @@ async def _settle(db: Connection, batch: list[Settlement]) -> None:
                 delta[1] += charged
             row = msgspec.structs.replace(row, charged=charged)
         rows.append(ledger_values(row))
+        if item.trace is not None:
+            traces.append(trace_values_of(row, item.trace))
     await _apply(db, ((r, c, key_id) for key_id, (r, c) in deltas.items()))
     await db.executemany(_LEDGER_INSERT, rows)
+    if traces:
+        await db.executemany(_TRACES.insert, traces)
 
 
 async def _apply(db: Connection, changes: Iterable[tuple[int, int, str]]) -> None:

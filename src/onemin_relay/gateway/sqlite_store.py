@@ -35,8 +35,10 @@ from onemin_relay.gateway.storage import (
     ledger_values,
     schema,
     stored_change,
+    trace_values_of,
     unsettled_row,
 )
+from onemin_relay.gateway.trace_store import Query, TraceQueries, TraceReads
 
 T = TypeVar("T")
 
@@ -47,9 +49,12 @@ def _marks(count: int) -> str:
 
 GROUPS = {"key": "COALESCE(key_id, '-')", "model": "upstream_model", "day": "date(at, 'unixepoch')"}
 _LEDGER_INSERT = f"INSERT INTO ledger ({LEDGER_COLUMNS}) VALUES ({_marks(19)})"
+_TRACES = TraceQueries("sqlite")
 
 
-class SqliteStore:
+class SqliteStore(TraceReads):
+    _traces = _TRACES
+
     def __init__(self, path: str) -> None:
         self.path = path
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-store")
@@ -273,6 +278,21 @@ class SqliteStore:
 
         return await self._run(forget)
 
+    # -- traces (reads in TraceReads) ----------------------------------------------------
+
+    async def _rows(self, query: Query) -> list[tuple[object, ...]]:
+        sql, params = query
+        return await self._run(lambda db: db.execute(sql, params).fetchall())
+
+    async def _changed(self, query: Query) -> int:
+        sql, params = query
+
+        def change(db: sqlite3.Connection) -> int:
+            with db:
+                return db.execute(sql, params).rowcount
+
+        return await self._run(change)
+
     # -- plumbing ------------------------------------------------------------------------
 
     def _connect(self, _: sqlite3.Connection | None) -> None:
@@ -339,3 +359,5 @@ def _settle_one(db: sqlite3.Connection, item: Settlement) -> None:
         )
         row = msgspec.structs.replace(row, charged=charged)
     db.execute(_LEDGER_INSERT, ledger_values(row))
+    if item.trace is not None:
+        db.execute(_TRACES.insert, trace_values_of(row, item.trace))

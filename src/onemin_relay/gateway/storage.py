@@ -17,6 +17,14 @@ from typing import Literal, Protocol, TypeAlias
 import msgspec
 
 from onemin_relay.gateway.keys import KeyRecord
+from onemin_relay.gateway.trace_store import (
+    TRACES_MIGRATION,
+    ConversationRow,
+    TraceDetail,
+    TraceFilter,
+    TraceRow,
+    trace_values,
+)
 
 Outcome: TypeAlias = Literal["ok", "error", "refused", "unsettled"]
 GroupBy: TypeAlias = Literal["key", "model", "day"]
@@ -90,6 +98,7 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX idempotency_created ON idempotency (created_at);
     """,
+    TRACES_MIGRATION,
 )
 
 
@@ -133,11 +142,13 @@ class LedgerRow(msgspec.Struct, frozen=True):
 
 
 class Settlement(msgspec.Struct, frozen=True):
-    """Release ``hold_id`` (if still held), charge ``row.cost`` to ``key_id``, record ``row``."""
+    """Release ``hold_id`` (if still held), charge ``row.cost`` to ``key_id``, record ``row``
+    (and its trace, when there is one)."""
 
     row: LedgerRow
     key_id: str | None = None
     hold_id: str | None = None
+    trace: TraceDetail | None = None
 
 
 class UsageRow(msgspec.Struct, frozen=True):
@@ -211,6 +222,24 @@ class Store(Protocol):
     async def forget(self, holder: str, key: str) -> None: ...
     async def forget_before(self, when: float) -> int: ...
 
+    # traces (written by ``settle``)
+    async def traces(self, chosen: TraceFilter) -> list[TraceRow]:
+        """Traces newest first."""
+        ...
+
+    async def conversation(self, conversation_id: str, chosen: TraceFilter) -> list[TraceRow]:
+        """One conversation's traces in the order they arrived."""
+        ...
+
+    async def conversations(self, chosen: TraceFilter) -> list[ConversationRow]:
+        """Conversations, the one with the latest request first."""
+        ...
+
+    async def trace(self, request_id: str) -> TraceRow | None: ...
+    async def purge_traces(self, before: float) -> int:
+        """Delete traces of requests that arrived before ``before``; how many."""
+        ...
+
 
 def schema(dialect: Literal["sqlite", "postgres"], migration: str) -> list[str]:
     """The statements of one migration for an engine."""
@@ -264,6 +293,11 @@ def key_from_row(row: tuple[object, ...] | list[object]) -> KeyRecord:
 
 def ledger_values(row: LedgerRow) -> tuple[object, ...]:
     return tuple(getattr(row, name) for name in LEDGER_COLUMNS.split(", "))
+
+
+def trace_values_of(row: LedgerRow, detail: TraceDetail) -> tuple[object, ...]:
+    """A trace row's values: ``detail`` completed by its ledger row."""
+    return trace_values(row.request_id, msgspec.structs.asdict(row), detail)
 
 
 def ledger_from_row(row: tuple[object, ...] | list[object]) -> LedgerRow:
