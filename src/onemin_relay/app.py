@@ -19,6 +19,7 @@ from onemin_relay.admin import api as admin_api
 from onemin_relay.core.errors import InvalidRequest, NotFound, PayloadTooLarge, RelayError
 from onemin_relay.core.tokens import warm_up
 from onemin_relay.cors import add_cors_headers, allowed_origins, preflight
+from onemin_relay.dashboard import add_routes as add_dashboard_routes
 from onemin_relay.features import Features
 from onemin_relay.gateway import open_store
 from onemin_relay.gateway.ledger import LedgerWriter
@@ -90,6 +91,7 @@ def create_app(
     app.cleanup_ctx.append(_resources(settings, fetch_resolver))
     service.add_routes(app)
     admin_api.add_routes(app)
+    add_dashboard_routes(app)
     anthropic.add_routes(app)
     gemini.add_routes(app)
     openai_chat.add_routes(app)

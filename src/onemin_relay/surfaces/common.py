@@ -194,11 +194,11 @@ def client_address(request: web.Request, trusted: tuple[IPNetwork, ...]) -> str:
     the nearest address in ``X-Forwarded-For`` (or ``Forwarded: for=``) that is not one,
     read from the right, since only the proxies' own additions can be believed."""
     peer = request.remote or ""
-    if not trusted or not _within(peer, trusted):
+    if not trusted or not within(peer, trusted):
         return peer
     chain = _forwarded_chain(request)
     for address in reversed(chain):
-        if not _within(address, trusted):
+        if not within(address, trusted):
             return address
     return chain[0] if chain else peer
 
@@ -224,7 +224,8 @@ def _host_of(node: str) -> str:
     return node.split(":", 1)[0] if node.count(":") == 1 else node
 
 
-def _within(address: str, networks: tuple[IPNetwork, ...]) -> bool:
+def within(address: str, networks: tuple[IPNetwork, ...]) -> bool:
+    """Whether ``address`` (text) lies in one of ``networks``; never for a non-address."""
     try:
         ip = ip_address(address)
     except ValueError:
