@@ -25,6 +25,8 @@ from onemin_relay.gateway import open_store
 from onemin_relay.gateway.ledger import LedgerWriter
 from onemin_relay.gateway.limits import RateLimits
 from onemin_relay.gateway.policy import Gateway
+from onemin_relay.gateway.routing import ROUTE_HEADER, ROUTED
+from onemin_relay.gateway.routing_config import RouteBook, load_routes
 from onemin_relay.media import GuardedResolver, ImageFetcher
 from onemin_relay.metrics import METRICS, READINESS, Metrics, serve_metrics
 from onemin_relay.pipeline import Pipeline
@@ -64,6 +66,8 @@ DEAD_LETTER_FILE = "ledger-dead-letter.jsonl"
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 ErrorRenderer = Callable[[RelayError], web.StreamResponse]
 
+ROUTES = web.AppKey("routes", RouteBook)
+
 # Which protocol's envelope an error takes, by path prefix; OpenAI's otherwise.
 ERROR_RENDERERS: tuple[tuple[str, ErrorRenderer], ...] = (
     ("/anthropic/", anthropic.render_error),
@@ -85,6 +89,7 @@ def create_app(
         ],
     )
     app[SETTINGS] = settings
+    app[ROUTES] = load_routes(settings.routes_file, settings.data_dir)
     app[METRICS] = Metrics()
     app[READINESS] = service.readiness
     app.router.add_get("/metrics", serve_metrics)
@@ -103,6 +108,7 @@ def create_app(
     key_state.add_routes(app)
     add_relay_key_paths(app)
     app.on_response_prepare.append(_request_id_header)
+    app.on_response_prepare.append(_route_header)
     app.on_response_prepare.append(add_rate_headers)
     origins = allowed_origins(settings)
     if origins:
@@ -119,6 +125,13 @@ async def _request_id_header(request: web.Request, response: web.StreamResponse)
     found = request.get(REQUEST_ID)
     if found is not None:
         response.headers["x-request-id"] = str(found)
+
+
+async def _route_header(request: web.Request, response: web.StreamResponse) -> None:
+    """``x-onemin-route`` on a routed answer: route, model used, reason, evidence size."""
+    routed = ROUTED.get()
+    if routed is not None:
+        response.headers[ROUTE_HEADER] = routed
 
 
 def _resources(
@@ -152,7 +165,7 @@ def _resources(
             catalog = ModelCatalog(client, ttl=settings.models_ttl, shared=shared.catalog)
             app[SHARED] = shared
             app[GATEWAY] = gateway
-            app[PIPELINE] = Pipeline(client, catalog, fetcher, settings, gateway)
+            app[PIPELINE] = Pipeline(client, catalog, fetcher, settings, gateway, app[ROUTES])
             app[FEATURES] = Features(FeatureClient(client, settings), catalog, settings, gateway)
             app[RESPONSE_STORE] = shared.responses
             try:

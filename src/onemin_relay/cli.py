@@ -22,6 +22,7 @@ from onemin_relay import __version__
 from onemin_relay.admin import commands as admin_commands
 from onemin_relay.gateway import describe_store
 from onemin_relay.gateway.modes import exposure_warning, open_modes
+from onemin_relay.gateway.routing_config import RoutesFileError, load_routes
 from onemin_relay.logs import configure_logging
 from onemin_relay.settings import LOG_LEVELS, Settings, SettingsError
 
@@ -72,7 +73,8 @@ def serve(
     """Run the relay."""
     try:
         settings = Settings.from_env(None, host=host, port=port, log_level=log_level)
-    except SettingsError as exc:
+        load_routes(settings.routes_file, settings.data_dir)  # a bad routes file stops here
+    except (SettingsError, RoutesFileError) as exc:
         raise typer.BadParameter(str(exc)) from None
     if demo and workers > 1:
         raise typer.BadParameter("--demo runs in one process; drop --workers")

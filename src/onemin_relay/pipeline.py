@@ -14,7 +14,7 @@ import asyncio
 import time
 import uuid
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from typing import NoReturn
 
 import msgspec
@@ -47,7 +47,10 @@ from onemin_relay.core.types import (
 )
 from onemin_relay.gateway.chat_billing import ChatBill, ChatBilling, Sent
 from onemin_relay.gateway.keys import KeyRecord
+from onemin_relay.gateway.metering import StreamMeter
 from onemin_relay.gateway.policy import Gateway
+from onemin_relay.gateway.routing import AttemptFailed, RoutePlan, Router, first_events
+from onemin_relay.gateway.routing_config import RouteBook
 from onemin_relay.media import ImageFetcher, Media, decode_data_uri
 from onemin_relay.settings import Settings
 from onemin_relay.upstream import Asset, ChatCall, ModelCatalog, OneMinClient
@@ -78,6 +81,7 @@ class Pipeline:
         fetcher: ImageFetcher,
         settings: Settings,
         gateway: Gateway,
+        routes: RouteBook | None = None,
     ) -> None:
         self._client = client
         self._catalog = catalog
@@ -86,18 +90,26 @@ class Pipeline:
         self._gateway = gateway
         self._billing = ChatBilling(gateway, settings)
         self._answers = Answerer(client, settings)
+        self._router = Router(
+            routes or RouteBook(),
+            catalog.get,
+            self._project_of,
+            max_attempts=settings.fallback_attempts,
+            deadline=settings.fallback_deadline,
+        )
         self._asset_prefix = settings.asset_base + "/"
 
     async def chat(self, request: ChatRequest, caller: Caller) -> ChatResult:
-        plan, bill = await self._prepare(request, caller)
-        try:
-            answer = await self._answers.complete(plan)
-        except BaseException as exc:
-            _reraise(bill.failed(exc), exc)
-        bill.settled(200, answer.usage)
+        route = await self._router.plan(request, caller)
+        if route is None:
+            answer = await self._answer(request, caller)
+        else:
+            answer = await self._router.run(
+                route, lambda name, _: self._answer(request, caller, route, name)
+            )
         return ChatResult(
             id=uuid.uuid4().hex,
-            model=request.model,
+            model=request.model if route is None else route.used,
             text=answer.text,
             finish_reason=answer.reason,
             usage=answer.usage,
@@ -109,25 +121,69 @@ class Pipeline:
     async def stream(self, request: ChatRequest, caller: Caller) -> AsyncIterator[ChatStream]:
         """Stream a reply. A reply bound to a JSON format is validated (and repaired) before
         anything is sent, then streamed whole: a client never receives JSON that fails.
-        With tools, text streams as it comes and possible calls are held (``answers.py``)."""
-        plan, bill = await self._prepare(request, caller)
-        stream_id, created = uuid.uuid4().hex, int(time.time())
+        With tools, text streams as it comes and possible calls are held (``answers.py``).
+        With a fallback left, nothing is passed on before the first real event arrived."""
+        route = await self._router.plan(request, caller)
+        if route is None:
+            opened = await self._open(request, caller)
+        else:
+            opened = await self._router.run(
+                route, lambda name, more: self._open(request, caller, route, name, more)
+            )
+        try:
+            async with opened.stack:
+                yield opened.stream
+        except BaseException as exc:
+            _reraise(opened.bill.failed(exc, opened.meter.partial_usage()), exc)
+        opened.bill.finished(opened.meter)
+
+    async def _answer(
+        self,
+        request: ChatRequest,
+        caller: Caller,
+        route: RoutePlan | None = None,
+        model: str | None = None,
+    ) -> Answer:
+        plan, bill = await self._prepare(request, caller, route, model)
+        try:
+            answer = await self._answers.complete(plan)
+        except BaseException as exc:
+            _failed(bill.failed(exc), exc, route)
+        bill.settled(200, answer.usage, answer.text, answer.calls)
+        return answer
+
+    async def _open(
+        self,
+        request: ChatRequest,
+        caller: Caller,
+        route: RoutePlan | None = None,
+        model: str | None = None,
+        more: bool = False,
+    ) -> _Opened:
+        plan, bill = await self._prepare(request, caller, route, model)
         meter = bill.meter(request)
+        stack = AsyncExitStack()
         try:
             if plan.response_format is not None:
                 answer = await self._answers.complete(plan)
                 events = meter.outcome(meter.watch(_replay(answer)))
-                yield ChatStream(stream_id, request.model, created, events, plan.call)
             else:
-                async with self._client.stream_chat(plan.call, plan.api_key) as upstream:
-                    events = meter.watch(_with_usage(upstream, plan.call))
-                    if plan.tools:
-                        events = self._answers.stream(plan, events)
-                    events = meter.outcome(events)
-                    yield ChatStream(stream_id, request.model, created, events, plan.call)
+                opening = self._client.stream_chat(plan.call, plan.api_key)
+                if more:  # a fallback is left: wait for the first real event to commit
+                    wait = self._settings.first_byte_timeout
+                    upstream = await first_events(stack, opening, wait)
+                else:
+                    upstream = await stack.enter_async_context(opening)
+                events = meter.watch(_with_usage(upstream, plan.call))
+                if plan.tools:
+                    events = self._answers.stream(plan, events)
+                events = meter.outcome(events)
         except BaseException as exc:
-            _reraise(bill.failed(exc, meter.partial_usage()), exc)
-        bill.finished(meter)
+            await stack.aclose()
+            _failed(bill.failed(exc, meter.partial_usage()), exc, route)
+        shown = request.model if route is None else plan.call.model
+        stream = ChatStream(uuid.uuid4().hex, shown, int(time.time()), events, plan.call)
+        return _Opened(stream, bill, meter, stack)
 
     async def models(self) -> tuple[list[ModelInfo], int]:
         """Every usable model and when the list was fetched (epoch seconds)."""
@@ -141,6 +197,11 @@ class Pipeline:
         if info is None:
             raise ModelNotFound(f"the model {model_id!r} does not exist", param="model")
         return info, int(catalog.fetched_at)
+
+    async def _project_of(self, caller: Caller) -> str | None:
+        """The project an alias is routed for: the gateway key's (BYOK: the default)."""
+        _, key, _ = await self._gateway.identify(caller)
+        return key.project if key is not None else None
 
     async def identify(self, caller: Caller) -> None:
         """Check the caller's credentials (401 if wrong) without admitting a call."""
@@ -165,12 +226,21 @@ class Pipeline:
 
     # -- preparation -----------------------------------------------------------------
 
-    async def _prepare(self, request: ChatRequest, caller: Caller) -> tuple[Plan, ChatBill]:
-        name, web_search = split_online_suffix(request.model)
+    async def _prepare(
+        self,
+        request: ChatRequest,
+        caller: Caller,
+        route: RoutePlan | None = None,
+        routed_model: str | None = None,
+    ) -> tuple[Plan, ChatBill]:
+        name, web_search = split_online_suffix(routed_model or request.model)
         flat = flatten(request.messages)
         if not flat.text.strip() and not flat.images and not flat.files:
             raise InvalidRequest("the conversation has no content", param="messages")
-        info = await self._model_info(name)
+        try:
+            info = await self._model_info(name)
+        except ModelNotFound as exc:
+            _failed(exc, exc, route)
         model = info.id if info is not None else name
         if flat.images and info is not None and not info.vision:
             raise UnsupportedModel(f"model {model!r} does not accept images", param="model")
@@ -178,6 +248,8 @@ class Pipeline:
         attachments = len(flat.images) + len(flat.files)
         sent = Sent(model, info, prompt, attachments, bool(tools), fmt is not None)
         bill = await self._billing.admit(caller, request, sent)
+        if route is not None:
+            bill.grant.route = route.chose(model)
         try:
             images, files = await self._attach(flat, bill.api_key)
         except BaseException as exc:
@@ -274,6 +346,23 @@ def _offered_tools(request: ChatRequest) -> tuple[ToolSpec, ...]:
     if choice is not None and choice.mode == "none":
         return ()
     return request.tools
+
+
+class _Opened(msgspec.Struct):
+    """A stream that has started well: what to hand the surface and how to settle it."""
+
+    stream: ChatStream
+    bill: ChatBill
+    meter: StreamMeter
+    stack: AsyncExitStack
+
+
+def _failed(seen: BaseException, exc: BaseException, route: RoutePlan | None) -> NoReturn:
+    """An attempt failed (and is settled): for a routed request, say so to the router,
+    which may try the next model; else raise what the client should see."""
+    if route is not None and isinstance(exc, Exception):
+        raise AttemptFailed(seen, exc)
+    _reraise(seen, exc)
 
 
 def _reraise(seen: BaseException, exc: BaseException) -> NoReturn:

@@ -91,6 +91,12 @@ class Settings:
     # model catalog cache
     models_ttl: float = 300.0
 
+    # routing: the routes file (TOML; default <data_dir>/routes.toml when present), and how
+    # far a request falls back: attempts in all, and seconds after which none is started
+    routes_file: str | None = None
+    fallback_attempts: int = 3
+    fallback_deadline: float = 30.0
+
     # client-facing limits
     max_body_bytes: int = 32 * 1024 * 1024
     write_timeout: float = 60.0
@@ -132,6 +138,8 @@ class Settings:
         self.trusted_proxy_networks  # noqa: B018  (a malformed address fails here)
         if self.hold_lease < 2 * self.sweep_interval:
             raise SettingsError(f"{_PREFIX}HOLD_LEASE must be at least twice SWEEP_INTERVAL")
+        if self.fallback_attempts < 1 or self.fallback_deadline <= 0:
+            raise SettingsError(f"{_PREFIX}FALLBACK_ATTEMPTS and _DEADLINE must be positive")
         for name in ("upstream_retries", "structured_retries", "tool_repair_retries"):
             if getattr(self, name) < 0:
                 raise SettingsError(f"{_PREFIX}{name.upper()} must not be negative")

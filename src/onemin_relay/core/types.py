@@ -115,6 +115,7 @@ class ChatRequest(msgspec.Struct, frozen=True):
     tools: tuple[ToolSpec, ...] = ()
     tool_choice: ToolChoice | None = None
     parallel_tool_calls: bool = True
+    fallbacks: tuple[str, ...] = ()  # models to try, in order, if ``model`` fails upstream
 
 
 class Usage(msgspec.Struct, frozen=True):

@@ -35,7 +35,6 @@ _BY_NAME = {
     "location": "Paris",
     "place": "Paris",
     "country": "France",
-    "name": "Ada Lovelace",
     "title": "An example",
     "language": "en",
     "unit": "celsius",

@@ -65,6 +65,7 @@ class Grant(msgspec.Struct):
     rate: RateGrant | None = None  # what the rate limits counted, to correct and release
     answered: bool = False  # 1min.ai did the work (and billed it), whatever happens next
     reported_credits: int | None = None  # what 1min.ai said it charged, summed
+    route: str | None = None  # how routing chose the model (x-onemin-route), if it did
 
     def upstream_answered(self, credit: int | None) -> None:
         """Record that an upstream call finished, and what 1min.ai said it cost."""

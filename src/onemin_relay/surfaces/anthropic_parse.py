@@ -22,6 +22,7 @@ from onemin_relay.core.types import (
     ToolChoice,
     ToolSpec,
 )
+from onemin_relay.gateway.routing import fallback_list
 
 # -- request shapes -----------------------------------------------------------------------
 
@@ -98,6 +99,7 @@ class _CountBody(msgspec.Struct):
 class _MessagesBody(_CountBody, kw_only=True):
     max_tokens: int  # required, as Anthropic requires it (and then has nowhere to go)
     stream: bool = False
+    fallbacks: list[str] | None = None  # models to try in order if ``model`` fails
 
 
 messages_decoder = msgspec.json.Decoder(_MessagesBody)
@@ -141,6 +143,9 @@ def parse_request(body: _CountBody, *, stream: bool = False) -> ChatRequest:
         tools=tools,
         tool_choice=_parse_choice(choice),
         parallel_tool_calls=not (choice and choice.disable_parallel_tool_use),
+        fallbacks=fallback_list(
+            body.model, body.fallbacks if isinstance(body, _MessagesBody) else None
+        ),
     )
 
 

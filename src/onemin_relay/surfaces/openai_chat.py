@@ -32,6 +32,7 @@ from onemin_relay.core.types import (
     ToolSpec,
     Usage,
 )
+from onemin_relay.gateway.routing import fallback_list
 from onemin_relay.pipeline import ChatStream
 from onemin_relay.surfaces.common import (
     PIPELINE,
@@ -189,6 +190,8 @@ class _ChatBody(msgspec.Struct):
     parallel_tool_calls: bool | None = None
     functions: list[_FunctionDef] | None = None
     function_call: Literal["auto", "none"] | _ChosenFunction | None = None
+    models: list[str] | None = None  # OpenRouter's ordered fallbacks
+    fallbacks: list[str] | None = None
 
 
 _decoder = msgspec.json.Decoder(_ChatBody)
@@ -234,6 +237,7 @@ def parse_request(body: _ChatBody) -> tuple[ChatRequest, ChatOptions]:
         tools=tools,
         tool_choice=choice,
         parallel_tool_calls=body.parallel_tool_calls is not False,
+        fallbacks=fallback_list(body.model, body.models, body.fallbacks),
     )
     include_usage = bool(body.stream_options and body.stream_options.include_usage)
     return request, ChatOptions(include_usage=include_usage)

@@ -92,11 +92,13 @@ async def create_response(request: web.Request) -> web.StreamResponse:
     pipeline = request.app[PIPELINE]
     if not body.stream:
         result = await pipeline.chat(call.chat, caller)
-        response = orjson.dumps(render_result(call.shell, result))
+        shell = msgspec.structs.replace(call.shell, model=result.model)  # the model used
+        response = orjson.dumps(render_result(shell, result))
         await remember(response, result.text, result.tool_calls)
         return web.Response(body=response, content_type="application/json")
     async with pipeline.stream(call.chat, caller) as stream:
-        frames = render_events(stream, call.shell, remember)
+        shell = msgspec.structs.replace(call.shell, model=stream.model)
+        frames = render_events(stream, shell, remember)
         timeout = request.app[SETTINGS].write_timeout
         return await write_stream(request, frames, render_error_frame, timeout)
 
