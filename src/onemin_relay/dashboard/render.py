@@ -10,6 +10,7 @@ import functools
 import hashlib
 from importlib import resources
 from typing import Any, Final
+from urllib.parse import quote
 
 import jinja2
 from aiohttp import web
@@ -23,6 +24,7 @@ NAV: Final = (
     (PATH, "Overview"),
     (f"{PATH}/keys", "Keys"),
     (f"{PATH}/usage", "Usage"),
+    (f"{PATH}/conversations", "Conversations"),
 )
 
 # No script runs on these pages at all; styles come only from our own stylesheet.
@@ -47,9 +49,11 @@ def environment() -> jinja2.Environment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
+    env.filters["usd"] = format_usd
     env.filters["nanousd"] = lambda nanos: format_usd(usd(nanos))
     env.filters["when"] = lambda epoch: (iso(epoch) or "").replace("T", " ").rstrip("Z")
     env.filters["count"] = lambda number: f"{number:,}"
+    env.filters["segment"] = lambda text: quote(str(text), safe="")  # one URL path segment
     env.globals["nav"] = NAV
     env.globals["stylesheet"] = f"{PATH}/static/dashboard.css?v={static_version()}"
     return env
