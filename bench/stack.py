@@ -37,6 +37,7 @@ LIMITS_OFF = {
         "ONEMIN_IP_MAX_IN_FLIGHT",
         "ONEMIN_KEY_MAX_IN_FLIGHT",
         "ONEMIN_UPSTREAM_MAX_IN_FLIGHT",
+        "ONEMIN_MAX_CONNECTIONS_PER_IP",  # 1,000 streams held open from one address
     )
 }
 

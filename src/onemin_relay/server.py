@@ -1,4 +1,4 @@
-"""The HTTP server runner: aiohttp's, plus two protections it lacks.
+"""The HTTP server runner: aiohttp's, plus three protections it lacks.
 
 * No echo of raw request bytes: when a request line or header is malformed or too long,
   aiohttp answers and logs an error that quotes the first hundred bytes of the offending
@@ -8,19 +8,26 @@
   ``client_header_timeout``): aiohttp has none, so a client trickling bytes could hold a
   connection open for as long as it likes. Later requests on a kept-alive connection are
   bounded by aiohttp's keep-alive timeout.
+* Caps on open connections, in total and per peer address (``ONEMIN_MAX_CONNECTIONS``,
+  ``ONEMIN_MAX_CONNECTIONS_PER_IP``), taken from the app's settings and checked at accept;
+  see :mod:`onemin_relay.connections`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
+from typing import Any, cast
 
 import orjson
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.web_protocol import RequestHandler
 from aiohttp.web_request import BaseRequest
+
+from onemin_relay.connections import ConnectionCaps
+from onemin_relay.metrics import METRICS
+from onemin_relay.surfaces.common import SETTINGS
 
 log = logging.getLogger("aiohttp.server")
 
@@ -38,8 +45,20 @@ _BAD_REQUEST = orjson.dumps(
 
 class _ScrubbingHandler(RequestHandler):
     _header_deadline: asyncio.TimerHandle | None = None
+    _caps: ConnectionCaps | None = None
+    _peer: str | None = None
+    _refused = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        caps = getattr(self._manager, "caps", None)
+        if caps is not None:
+            peer = transport.get_extra_info("peername")
+            self._peer = peer[0] if isinstance(peer, tuple) else None
+            if not caps.admit(self._peer):
+                self._refused = True
+                cast(asyncio.Transport, transport).abort()  # before aiohttp sets anything up
+                return
+            self._caps = caps
         super().connection_made(transport)
         timeout = getattr(self._manager, "header_timeout", None)
         if timeout:
@@ -52,6 +71,11 @@ class _ScrubbingHandler(RequestHandler):
             self._header_deadline = None
 
     def connection_lost(self, exc: BaseException | None) -> None:
+        if self._refused:
+            return
+        if self._caps is not None:
+            self._caps.release(self._peer)
+            self._caps = None
         if self._header_deadline is not None:
             self._header_deadline.cancel()
             self._header_deadline = None
@@ -84,14 +108,16 @@ class _ScrubbingHandler(RequestHandler):
 
 class _ScrubbingServer(web.Server):
     header_timeout: float | None = None
+    caps: ConnectionCaps | None = None
 
     def __call__(self) -> RequestHandler:
         return _ScrubbingHandler(self, loop=self._loop, **self._kwargs)
 
 
 class RelayRunner(web.AppRunner):
-    """``web.AppRunner`` whose connections never quote request bytes in errors or logs and
-    get ``header_timeout`` seconds to send their first request's headers."""
+    """``web.AppRunner`` whose connections never quote request bytes in errors or logs,
+    get ``header_timeout`` seconds to send their first request's headers, and are capped
+    as the app's settings say."""
 
     def __init__(
         self, app: web.Application, *, header_timeout: float | None = None, **kwargs: Any
@@ -103,4 +129,16 @@ class RelayRunner(web.AppRunner):
         server = await super()._make_server()
         server.__class__ = _ScrubbingServer
         server.header_timeout = self._header_timeout  # type: ignore[attr-defined]
+        server.caps = _caps_of(self.app)  # type: ignore[attr-defined]
         return server
+
+
+def _caps_of(app: web.Application) -> ConnectionCaps | None:
+    settings = app.get(SETTINGS)
+    if settings is None or not (settings.max_connections or settings.max_connections_per_ip):
+        return None
+    caps = ConnectionCaps.from_settings(settings)
+    metrics = app.get(METRICS)
+    if metrics is not None:
+        caps.instrument(metrics.registry)
+    return caps

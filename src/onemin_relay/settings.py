@@ -98,6 +98,8 @@ class Settings:
     fallback_deadline: float = 30.0
 
     # client-facing limits
+    max_connections: int = 4096  # open client connections per process (0 = no cap)
+    max_connections_per_ip: int = 256  # per peer address; trusted proxies only count in total
     max_body_bytes: int = 32 * 1024 * 1024
     write_timeout: float = 60.0
     header_timeout: float = 10.0  # for a new connection's first request line and headers
@@ -130,7 +132,8 @@ class Settings:
             raise SettingsError(f"{_PREFIX}LIMITS_ON_STORE_ERROR must be closed or open")
         if self.responses_on_store_error not in ("fail", "degrade"):
             raise SettingsError(f"{_PREFIX}RESPONSES_ON_STORE_ERROR must be fail or degrade")
-        for name in ("ip_rpm", "ip_tpm", "ip_max_in_flight", "key_max_in_flight"):
+        for name in ("ip_rpm", "ip_tpm", "ip_max_in_flight", "key_max_in_flight",
+                     "max_connections", "max_connections_per_ip"):  # fmt: skip
             if getattr(self, name) < 0:
                 raise SettingsError(f"{_PREFIX}{name.upper()} must not be negative")
         if self.rate_window <= 0 or self.expected_output_tokens < 0:
