@@ -44,3 +44,20 @@ def test_surfaces_never_import_upstream() -> None:
 def test_emulator_imports_nothing_from_the_relay() -> None:
     ours = {m for m in imports_of("emulator") if m.startswith("onemin_relay")}
     assert all(m.startswith("onemin_relay.emulator") for m in ours), ours
+
+
+def test_the_relay_never_imports_litellm() -> None:
+    """LiteLLM is an optional extra: only ``onemin_relay.litellm`` may import it."""
+    code = "import sys, onemin_relay.app, onemin_relay.cli; print('litellm' in sys.modules)"
+    loaded = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    assert loaded.stdout.strip() == "False", "the relay imported litellm"
+    for path in SRC.rglob("*.py"):
+        if path.is_relative_to(SRC / "litellm"):
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
+            if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                names = [node.module]
+            assert not any(n.split(".")[0] == "litellm" for n in names), path

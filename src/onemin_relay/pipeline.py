@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-import uuid
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import NoReturn
@@ -26,6 +25,7 @@ from onemin_relay.core.errors import (
     NotFound,
     UnsupportedModel,
 )
+from onemin_relay.core.ids import unique_id
 from onemin_relay.core.media_types import sniff_image
 from onemin_relay.core.prompt import FlatPrompt, flatten
 from onemin_relay.core.structured import check_schema, instructions
@@ -108,7 +108,7 @@ class Pipeline:
                 route, lambda name, _: self._answer(request, caller, route, name)
             )
         return ChatResult(
-            id=uuid.uuid4().hex,
+            id=unique_id(),
             model=request.model if route is None else route.used,
             text=answer.text,
             finish_reason=answer.reason,
@@ -182,7 +182,7 @@ class Pipeline:
             await stack.aclose()
             _failed(bill.failed(exc, meter.partial_usage()), exc, route)
         shown = request.model if route is None else plan.call.model
-        stream = ChatStream(uuid.uuid4().hex, shown, int(time.time()), events, plan.call)
+        stream = ChatStream(unique_id(), shown, int(time.time()), events, plan.call)
         return _Opened(stream, bill, meter, stack)
 
     async def models(self) -> tuple[list[ModelInfo], int]:

@@ -5,10 +5,8 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
-import itertools
 import logging
 import math
-import secrets
 from collections.abc import AsyncIterator, Callable
 from ipaddress import IPv4Network, IPv6Network, ip_address
 from typing import Any, TypeVar
@@ -23,6 +21,7 @@ from onemin_relay.core.errors import (
     RelayError,
     UpstreamUnavailable,
 )
+from onemin_relay.core.ids import unique_id
 from onemin_relay.core.types import Caller, FilePart
 from onemin_relay.features import Features
 from onemin_relay.gateway.policy import Gateway
@@ -54,8 +53,6 @@ class Capture:
 CAPTURE = web.RequestKey("idempotency_capture", Capture)
 T = TypeVar("T")
 IPNetwork = IPv4Network | IPv6Network
-_ID_PREFIX = secrets.token_hex(8)
-_ID_COUNTER = itertools.count()
 REQUEST_ID = web.RequestKey("request_id", str)
 
 # Below this many unsent bytes a write returns at once (aiohttp drains past 64 KiB).
@@ -239,7 +236,7 @@ def request_id(request: web.Request) -> str:
     request (``os.urandom`` was 7 % of the relay's CPU under load)."""
     found = request.get(REQUEST_ID)
     if found is None:
-        found = request[REQUEST_ID] = f"req_{_ID_PREFIX}{next(_ID_COUNTER):08x}"
+        found = request[REQUEST_ID] = unique_id("req_")
     return str(found)
 
 
@@ -286,10 +283,10 @@ async def write_stream(
     Cancellation (client gone) propagates.
     """
     response = web.StreamResponse(headers=headers)
-    await response.prepare(request)
     transport = request.transport
     capture = request.get(CAPTURE)
     try:
+        await response.prepare(request)  # the client may be gone already: same as mid-stream
         async for frame in frames:
             if capture is not None:
                 capture.frames.append(frame)

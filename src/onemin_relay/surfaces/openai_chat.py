@@ -38,6 +38,7 @@ from onemin_relay.surfaces.common import (
     PIPELINE,
     SETTINGS,
     caller_from,
+    convert,
     file_part,
     read_body,
     write_stream,
@@ -241,6 +242,11 @@ def parse_request(body: _ChatBody) -> tuple[ChatRequest, ChatOptions]:
     )
     include_usage = bool(body.stream_options and body.stream_options.include_usage)
     return request, ChatOptions(include_usage=include_usage)
+
+
+def parse_object(data: Any) -> tuple[ChatRequest, ChatOptions]:
+    """A request body already decoded from JSON (LiteLLM's arguments, for one)."""
+    return parse_request(convert(data, _ChatBody))
 
 
 def _parse_message(message: _Message, index: int) -> Message:

@@ -13,7 +13,7 @@ would spend credits on calls that fail. Nothing is sent upstream.
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import msgspec
 from aiohttp import web
@@ -25,7 +25,14 @@ from onemin_relay.core.media_types import (
     ImageResult,
     VariationRequest,
 )
-from onemin_relay.surfaces.common import FEATURES, SETTINGS, caller_from, json_response, read_body
+from onemin_relay.surfaces.common import (
+    FEATURES,
+    SETTINGS,
+    caller_from,
+    convert,
+    json_response,
+    read_body,
+)
 from onemin_relay.surfaces.openai_audio import Form, read_form
 
 DEFAULT_MODEL = "gpt-image-1-mini"
@@ -68,6 +75,11 @@ def parse_request(body: _GenerateBody) -> ImageRequest:
         output_compression=body.output_compression,
         response_format=body.response_format,
     )
+
+
+def parse_object(data: Any) -> ImageRequest:
+    """A request body already decoded from JSON (LiteLLM's arguments, for one)."""
+    return parse_request(convert(data, _GenerateBody))
 
 
 def render_result(result: ImageResult) -> dict[str, object]:
