@@ -36,7 +36,7 @@ CALL = ChatCall(model="gpt-4o-mini", prompt="Write twenty words about a gateway.
 DELTAS = 20
 CONCURRENCY = (1, 64)
 DEADLINE = 60.0  # seconds per measured run, whatever its count
-CANCELLED_STREAMS = 8
+CANCELLED_CALLS = 8
 VERSIONS = ("aiohttp", "pyreqwest", "uvloop", "msgspec")
 
 
@@ -111,37 +111,41 @@ async def check_timeouts(name: str, base: str) -> list[str]:
     return results
 
 
-async def check_cancel(name: str, base: str, port: int) -> str:
-    """Streams cancelled after their first delta must close their upstream connections at
-    once (each would otherwise stay open ~4 s until the emulator finished)."""
+async def check_cancel(name: str, base: str, port: int, streaming: bool) -> str:
+    """Calls cancelled mid-stream (after their first delta) or while waiting for a slow
+    reply must close their upstream connections at once, not when the emulator finishes
+    (~4 s for the drip stream, 3 s for the slow reply)."""
     client = make(name, Settings(upstream_url=base))
-    started = asyncio.Event()
-    opened = 0
+    reading = asyncio.Semaphore(0)
 
-    async def reader() -> None:
-        nonlocal opened
+    async def call() -> None:
+        if not streaming:
+            await chat_once(client, common.SLOW_KEY)
+            return
         async with client.stream_chat(CALL, common.DRIP_KEY) as events:
             async for event in events:
                 if isinstance(event, TextDelta):
-                    opened += 1
-                    if opened == CANCELLED_STREAMS:
-                        started.set()
+                    reading.release()
                     await asyncio.sleep(3600)
 
     try:
-        tasks = [asyncio.create_task(reader()) for _ in range(CANCELLED_STREAMS)]
-        await asyncio.wait_for(started.wait(), 10)
+        tasks = [asyncio.create_task(call()) for _ in range(CANCELLED_CALLS)]
+        if streaming:
+            async with asyncio.timeout(10):
+                for _ in tasks:
+                    await reading.acquire()
+        else:
+            await asyncio.sleep(0.5)
         during = common.connections_to(port)
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        left, took = await asyncio.to_thread(common.settle_connections, port, 0, 3.0)
+        left, took = await asyncio.to_thread(common.settle_connections, port, 0, 2.5)
     finally:
         await client.aclose()
-    return (
-        f"{CANCELLED_STREAMS} streams cancelled: connections {during} → {left} "
-        f"within {took * 1000:.0f} ms"
-    )
+    what = "mid-stream" if streaming else "waiting for the reply"
+    closed = f"connections {during} → {left} after {took * 1000:.0f} ms"
+    return f"{CANCELLED_CALLS} calls cancelled {what}: {closed}"
 
 
 async def check_pool(name: str, base: str, port: int) -> str:
@@ -160,7 +164,8 @@ async def checks(base: str, port: int) -> list[list[str]]:
     rows = []
     for name in NAMES:
         found = await check_timeouts(name, base)
-        found.append(await check_cancel(name, base, port))
+        for streaming in (True, False):
+            found.append(await check_cancel(name, base, port, streaming))
         found.append(await check_pool(name, base, port))
         rows += [[name, text] for text in found]
     return rows
