@@ -19,7 +19,7 @@ import gc
 import itertools
 import os
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from typing import Any
 
 import msgspec
@@ -105,6 +105,22 @@ async def frames(call: ChatCall, key: str) -> AsyncIterator[bytes]:
     yield DONE
 
 
+async def unless_gone(work: Coroutine[Any, Any, None], gone: Awaitable[object]) -> None:
+    """Run ``work`` until it ends or the client hangs up (``gone`` completes): what aiohttp's
+    ``handler_cancellation`` does, done by hand, since an ASGI or RSGI server keeps running
+    a handler whose client has left (DESIGN: a disconnect cancels the upstream call)."""
+    task = asyncio.ensure_future(work)
+    watcher = asyncio.ensure_future(gone)
+    try:
+        await asyncio.wait((task, watcher), return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        task.cancel()
+        watcher.cancel()
+        await asyncio.gather(task, watcher, return_exceptions=True)
+    if not task.cancelled() and (error := task.exception()) is not None:
+        raise error
+
+
 # -- aiohttp.web ----------------------------------------------------------------------
 
 
@@ -158,9 +174,11 @@ async def asgi(scope: dict[str, Any], receive: Receive, send: Send) -> None:
         message = await receive()
         body += message.get("body", b"")
         more = message.get("more_body", False)
-    headers = dict(scope["headers"])
-    authorization = headers.get(b"authorization", b"").decode()
-    call, stream, key = parse(body, authorization)
+    authorization = dict(scope["headers"]).get(b"authorization", b"").decode()
+    await unless_gone(_asgi_chat(send, *parse(body, authorization)), _asgi_gone(receive))
+
+
+async def _asgi_chat(send: Send, call: ChatCall, stream: bool, key: str) -> None:
     if not stream:
         await _asgi_answer(send, JSON, await complete(call, key))
         return
@@ -169,6 +187,11 @@ async def asgi(scope: dict[str, Any], receive: Receive, send: Send) -> None:
     async for frame in frames(call, key):
         await send({"type": "http.response.body", "body": frame, "more_body": True})
     await send({"type": "http.response.body", "body": b""})
+
+
+async def _asgi_gone(receive: Receive) -> None:
+    while (await receive())["type"] != "http.disconnect":
+        pass
 
 
 async def _asgi_answer(send: Send, content_type: str, body: bytes) -> None:
@@ -189,6 +212,9 @@ class _RSGI:
             proto.response_bytes(200, [("content-type", "text/plain")], b"ok")
             return
         call, stream, key = parse(await proto(), scope.headers.get("authorization"))
+        await unless_gone(self._chat(proto, call, stream, key), proto.client_disconnect())
+
+    async def _chat(self, proto: Any, call: ChatCall, stream: bool, key: str) -> None:
         if not stream:
             proto.response_bytes(200, [("content-type", JSON)], await complete(call, key))
             return
