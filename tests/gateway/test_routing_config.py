@@ -98,3 +98,11 @@ def test_route_models_resolve_pinned_ids_and_drop_unknown_ones(tmp_path: Path) -
     assert models.candidates == ("gpt-4o-mini", "deepseek-chat"), "cheapest first"
     assert models.fallbacks == ("gemini-2.5-pro",)
     assert RouteBook().route(None, "auto").floor == POSTURES["balanced"]
+
+
+def test_the_readme_example_is_a_valid_routes_file(tmp_path: Path) -> None:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    example = readme.split("```toml\n", 1)[1].split("```", 1)[0]
+    book = load_routes(write(tmp_path, example), str(tmp_path))
+    assert book.route("support", "cost-saver").candidates == ("mistral/open-mistral-nemo",)
+    assert book.route("default", "balanced").incumbent == "openai/gpt-4o"

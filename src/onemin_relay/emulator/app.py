@@ -12,6 +12,7 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable
 
+import msgspec
 from aiohttp import web
 
 from onemin_relay.emulator.assets import ASSET_ROUTE, serve_asset, upload_asset
@@ -20,6 +21,7 @@ from onemin_relay.emulator.catalog import models_for
 from onemin_relay.emulator.chat import chat_with_ai
 from onemin_relay.emulator.control import CONTROL_PREFIX, add_control_routes
 from onemin_relay.emulator.conversations import create_conversation
+from onemin_relay.emulator.faults import HEALTHY
 from onemin_relay.emulator.features import features
 from onemin_relay.emulator.respond import (
     envelope_for,
@@ -84,17 +86,34 @@ async def _gate(request: web.Request, handler: Handler) -> web.StreamResponse:
         return await handler(request)
     state = request.app[STATE]
     api_key = request.headers.get("API-KEY", "")
-    faults = request[FAULTS] = state.faults.for_key(api_key)
+    faults = state.faults.for_key(api_key)
+    if faults.models and not faults.covers(await _model_of(request)):
+        faults = HEALTHY
+    request[FAULTS] = faults
     await pause(request, faults.latency_ms / 1000)
     if request.path.startswith("/api/"):
         if not _authorized(request.app[CONFIG], api_key):
             return unauthorized(envelope_for(request))
-        status = state.faults.take_status(api_key)
+        status = state.faults.take_status(api_key) if faults.status is not None else None
         if status is not None:
             return forced_status_response(status, faults, envelope_for(request))
         if request.path in BILLED_PATHS and state.accounts.exhausted(api_key):
             return insufficient_credits()
     return await handler(request)
+
+
+async def _model_of(request: web.Request) -> str | None:
+    """The model a call names in its JSON body, which is recorded (the handler, if the
+    call gets that far, reads the body again)."""
+    if request.method != "POST" or request.content_type != "application/json":
+        return None
+    try:
+        body = msgspec.json.decode(await request.read())
+    except msgspec.DecodeError:
+        return None
+    request[RECORD].body = body
+    model = body.get("model") if isinstance(body, dict) else None
+    return model if isinstance(model, str) else None
 
 
 async def list_models(request: web.Request) -> web.Response:

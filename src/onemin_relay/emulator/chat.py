@@ -79,7 +79,7 @@ def answer(request: web.Request, ask: Ask, model: ModelEntry, feature: str) -> A
         web_search=ask.web_search,
         history_turns=len(history),
     )
-    scripted = state.faults.take_reply(request.headers["API-KEY"])
+    scripted = state.faults.take_reply(request.headers["API-KEY"], model.model_id)
     if scripted is None and request.app[CONFIG].replies == "model":
         reply = model_reply(ask.prompt, model.model_id, seen)
     else:

@@ -47,6 +47,11 @@ class Faults(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     reply: str | None = None
     replies: tuple[str, ...] = ()  # scripted: the n-th chat reply for the key; the last repeats
     error_envelope: Envelope | None = None
+    models: tuple[str, ...] = ()  # when set, the knobs bend only calls for these models
+
+    def covers(self, model: str | None) -> bool:
+        """Whether these knobs apply to a call for ``model`` (None: not a model call)."""
+        return not self.models or model in self.models
 
     def __post_init__(self) -> None:
         if self.status is not None and self.status not in _ERROR_STATUSES:
@@ -91,10 +96,10 @@ class FaultBook:
         entry = self._entry(api_key)
         return entry.faults if entry else HEALTHY
 
-    def take_reply(self, api_key: str | None) -> str | None:
+    def take_reply(self, api_key: str | None, model: str | None = None) -> str | None:
         """The scripted reply for this chat call (advancing the script), else ``reply``."""
         entry = self._entry(api_key)
-        if entry is None:
+        if entry is None or not entry.faults.covers(model):
             return None
         script = entry.faults.replies
         if not script:

@@ -376,6 +376,7 @@ def _row(grant: Grant, spent: Spent, outcome: Outcome) -> LedgerRow:
         ttfb_ms=ttfb,
         conversation_id=spent.conversation_id,
         error_code=spent.error_code,
+        route=grant.route,
     )
 
 

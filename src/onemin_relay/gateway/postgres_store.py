@@ -17,6 +17,7 @@ import asyncpg
 import msgspec
 from asyncpg import Connection, Pool
 
+from onemin_relay.gateway.evidence import EvidenceReads
 from onemin_relay.gateway.keys import KeyRecord
 from onemin_relay.gateway.storage import (
     KEY_COLUMNS,
@@ -72,7 +73,7 @@ GROUPS = {
 HOLD_COLUMNS = (
     "id, key_id, amount, owner, created_at, expires_at, request_id, project, surface, model"
 )
-_LEDGER_INSERT = f"INSERT INTO ledger ({LEDGER_COLUMNS}) VALUES ({_marks(19)})"
+_LEDGER_INSERT = f"INSERT INTO ledger ({LEDGER_COLUMNS}) VALUES ({_marks(20)})"
 _TRACES = TraceQueries("postgres")
 _RESERVE = (
     "WITH taken AS (UPDATE keys SET reserved = reserved + $3 "
@@ -102,7 +103,7 @@ _APPLY = (
 )
 
 
-class PostgresStore(TraceReads):
+class PostgresStore(TraceReads, EvidenceReads):
     _traces = _TRACES
 
     def __init__(self, url: str, *, min_size: int = 1, max_size: int = 10) -> None:

@@ -17,6 +17,7 @@ from typing import TypeVar
 
 import msgspec
 
+from onemin_relay.gateway.evidence import EvidenceReads
 from onemin_relay.gateway.keys import KeyRecord
 from onemin_relay.gateway.storage import (
     KEY_COLUMNS,
@@ -48,11 +49,11 @@ def _marks(count: int) -> str:
 
 
 GROUPS = {"key": "COALESCE(key_id, '-')", "model": "upstream_model", "day": "date(at, 'unixepoch')"}
-_LEDGER_INSERT = f"INSERT INTO ledger ({LEDGER_COLUMNS}) VALUES ({_marks(19)})"
+_LEDGER_INSERT = f"INSERT INTO ledger ({LEDGER_COLUMNS}) VALUES ({_marks(20)})"
 _TRACES = TraceQueries("sqlite")
 
 
-class SqliteStore(TraceReads):
+class SqliteStore(TraceReads, EvidenceReads):
     _traces = _TRACES
 
     def __init__(self, path: str) -> None:

@@ -16,7 +16,9 @@ from typing import Literal, Protocol, TypeAlias
 
 import msgspec
 
+from onemin_relay.gateway.evidence import ROUTING_MIGRATION, EvidenceRow
 from onemin_relay.gateway.keys import KeyRecord
+from onemin_relay.gateway.route_policy import Tally
 from onemin_relay.gateway.trace_store import (
     TRACES_MIGRATION,
     ConversationRow,
@@ -99,6 +101,7 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX idempotency_created ON idempotency (created_at);
     """,
     TRACES_MIGRATION,
+    ROUTING_MIGRATION,
 )
 
 
@@ -139,6 +142,7 @@ class LedgerRow(msgspec.Struct, frozen=True):
     ttfb_ms: float | None = None
     conversation_id: str | None = None
     error_code: str | None = None
+    route: str | None = None  # how routing chose the model (x-onemin-route), if it did
 
 
 class Settlement(msgspec.Struct, frozen=True):
@@ -236,6 +240,20 @@ class Store(Protocol):
         ...
 
     async def trace(self, request_id: str) -> TraceRow | None: ...
+
+    # routing's evidence, and the ledger rows of routed calls
+    async def add_evidence(
+        self, project: str, route: str, kind: str, candidate: str, tally: Tally
+    ) -> None: ...
+    async def evidence(self, project: str | None = None) -> list[EvidenceRow]: ...
+    async def routed_rows(self, request_id: str) -> list[tuple[str | None, str | None, int]]:
+        """(project, route account, status) of each routed ledger row of a request."""
+        ...
+
+    async def routed_usage(self, since: float) -> list[tuple[str, str, int, int, int, int]]:
+        """(route, upstream model, input, output tokens, credits, status) since ``since``."""
+        ...
+
     async def purge_traces(self, before: float) -> int:
         """Delete traces of requests that arrived before ``before``; how many."""
         ...
@@ -259,7 +277,7 @@ KEY_COLUMNS = (
 LEDGER_COLUMNS = (
     "at, request_id, key_id, project, mode, surface, requested_model, upstream_model, status, "
     "outcome, input_tokens, output_tokens, credits, cost, charged, latency_ms, ttfb_ms, "
-    "conversation_id, error_code"
+    "conversation_id, error_code, route"
 )
 EDITABLE = frozenset({"name", "project", "models", "rpm", "tpm", "expires_at", "revoked_at"})
 
