@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import json
 from importlib import resources
 from typing import Any, Final
 from urllib.parse import quote
@@ -53,10 +54,21 @@ def environment() -> jinja2.Environment:
     env.filters["nanousd"] = lambda nanos: format_usd(usd(nanos))
     env.filters["when"] = lambda epoch: (iso(epoch) or "").replace("T", " ").rstrip("Z")
     env.filters["count"] = lambda number: f"{number:,}"
+    env.filters["pretty"] = pretty
     env.filters["segment"] = lambda text: quote(str(text), safe="")  # one URL path segment
     env.globals["nav"] = NAV
     env.globals["stylesheet"] = f"{PATH}/static/dashboard.css?v={static_version()}"
     return env
+
+
+def pretty(text: str) -> str:
+    """A body for reading: JSON indented, anything else as it is."""
+    if not text.lstrip().startswith(("{", "[")):
+        return text
+    try:
+        return json.dumps(json.loads(text), indent=2, ensure_ascii=False)
+    except ValueError:
+        return text  # a capped body is cut mid-JSON
 
 
 @functools.cache
