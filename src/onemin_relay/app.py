@@ -49,10 +49,11 @@ from onemin_relay.surfaces.common import (
     FEATURES,
     GATEWAY,
     PIPELINE,
-    REQUEST_ID,
+    RECEIVED,
     RESPONSE_STORE,
     SETTINGS,
     SHARED,
+    request_id,
 )
 from onemin_relay.surfaces.openai_errors import render_error as render_openai_error
 from onemin_relay.surfaces.rate_headers import add_rate_headers
@@ -121,10 +122,9 @@ def create_app(
 
 
 async def _request_id_header(request: web.Request, response: web.StreamResponse) -> None:
-    """``x-request-id`` on every answer to a call the ledger records (the SDKs expose it)."""
-    found = request.get(REQUEST_ID)
-    if found is not None:
-        response.headers["x-request-id"] = str(found)
+    """``x-request-id`` on every answer, errors included (the SDKs expose it; the admin API
+    finds a request's trace by it)."""
+    response.headers["x-request-id"] = request_id(request)
 
 
 async def _route_header(request: web.Request, response: web.StreamResponse) -> None:
@@ -219,6 +219,7 @@ async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Every error leaves in the client's protocol; cancellation passes through untouched.
     Every request is also counted and timed here (one middleware layer, not two)."""
     metrics, started = request.app[METRICS], time.perf_counter()
+    request[RECEIVED] = time.monotonic()  # for the request's trace
     try:
         response = await handler(request)
     except RelayError as exc:

@@ -113,7 +113,14 @@ class Settings:
     web_search_sites: int = 3
     web_search_max_words: int = 1000
 
+    # request traces: off (none), metadata (no bodies) or full (bodies, capped and scrubbed);
+    # kept for ``trace_retention`` (a duration such as 30d or 12h; 0 keeps them)
+    trace_bodies: Literal["off", "metadata", "full"] = "metadata"
+    trace_body_limit: int = 64 * 1024  # bytes of each captured body
+    trace_retention: str = "30d"
+
     def __post_init__(self) -> None:
+        _check_traces(self)
         for name in ("connect_timeout", "first_byte_timeout", "read_timeout", "total_timeout"):
             if getattr(self, name) <= 0:
                 raise SettingsError(f"{_PREFIX}{name.upper()} must be greater than 0")
@@ -197,6 +204,11 @@ class Settings:
         return self.asset_url.rstrip("/")
 
     @property
+    def trace_retention_seconds(self) -> float:
+        """How long traces are kept; 0: for ever."""
+        return parse_duration(self.trace_retention)
+
+    @property
     def fetch_allow_set(self) -> frozenset[str]:
         return frozenset(h.strip().lower() for h in self.fetch_allow_hosts.split(",") if h.strip())
 
@@ -213,6 +225,34 @@ def _convert(name: str, annotation: object, raw: str) -> Any:
     except ValueError:
         raise SettingsError(f"{_PREFIX}{name.upper()} must be a number, got {raw!r}") from None
     return raw.rstrip("/") if name.endswith("_url") else raw
+
+
+def _check_traces(settings: Settings) -> None:
+    if settings.trace_bodies not in ("off", "metadata", "full"):
+        raise SettingsError(f"{_PREFIX}TRACE_BODIES must be off, metadata or full")
+    if settings.trace_body_limit < 1:
+        raise SettingsError(f"{_PREFIX}TRACE_BODY_LIMIT must be positive")
+    try:
+        parse_duration(settings.trace_retention)
+    except ValueError as exc:
+        raise SettingsError(f"{_PREFIX}TRACE_RETENTION: {exc}") from None
+
+
+_UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86_400.0, "w": 604_800.0}
+
+
+def parse_duration(text: str) -> float:
+    """Seconds from ``90s``, ``15m``, ``12h``, ``30d`` or ``2w`` (a bare number is seconds)."""
+    value = text.strip().lower()
+    unit = _UNITS.get(value[-1:]) if value else None
+    number = value[:-1] if unit is not None else value
+    try:
+        seconds = float(number) * (unit or 1.0)
+    except ValueError:
+        raise ValueError(f"{text!r} is not a duration such as 30d, 12h, 15m or 90s") from None
+    if not 0 <= seconds < float("inf"):
+        raise ValueError(f"{text!r} is not a duration of zero or more")
+    return seconds
 
 
 @functools.lru_cache(maxsize=8)

@@ -84,14 +84,19 @@ async def test_a_trace_round_trips_every_field(store: Store) -> None:
     assert len(await store.ledger(None, 10)) == 1, "the ledger row is written with it"
 
 
-async def test_a_repeated_request_id_keeps_the_first_trace_and_every_ledger_row(
+async def test_a_request_settled_again_replaces_its_trace_but_not_anothers(
     store: Store,
 ) -> None:
-    await settle(store, "req_same", "first", NOW)
-    await settle(store, "req_same", "second", NOW + 1)
+    key = await new_key(store, balance=1000)
+    await settle(store, "req_same", "first", NOW, key_id=key.id, status=502)
+    await settle(store, "req_same", "second", NOW + 1, key_id=key.id)
+    await settle(store, "req_same", "third", NOW + 2, key_id=None, status=418)
     found = await store.trace("req_same")
-    assert found is not None and found.conversation_id == "first"
-    assert len(await store.ledger(None, 10)) == 2
+    assert found is not None
+    assert (found.status, found.conversation_id, found.at) == (200, "first", NOW), (
+        "the next attempt's outcome, the first's arrival; another caller's id changes nothing"
+    )
+    assert len(await store.ledger(None, 10)) == 3, "every attempt keeps its ledger row"
 
 
 async def test_conversations_newest_first_with_their_totals(store: Store) -> None:

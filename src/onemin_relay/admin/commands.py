@@ -8,6 +8,7 @@ printed once, by ``keys create``. Mistakes exit 2 and unknown keys exit 1, with 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable
 from enum import StrEnum
 from typing import Annotated, Any, NoReturn, TypeVar
@@ -17,17 +18,18 @@ import typer
 from rich.console import RenderableType
 
 from onemin_relay.admin import operations as ops
-from onemin_relay.admin import tables
+from onemin_relay.admin import tables, traces
 from onemin_relay.admin.views import format_usd, iso, key_object, ledger_object, usage_object
 from onemin_relay.core.errors import InvalidRequest, NotFound, RelayError
 from onemin_relay.gateway import describe_store, open_store
 from onemin_relay.gateway.storage import Store
-from onemin_relay.settings import Settings, SettingsError
+from onemin_relay.settings import Settings, SettingsError, parse_duration
 
 T = TypeVar("T")
 
 keys = typer.Typer(no_args_is_help=True, help="Issue, list, revoke and top up gateway keys.")
 db = typer.Typer(no_args_is_help=True, help="The gateway store (SQLite or PostgreSQL).")
+traces_cli = typer.Typer(no_args_is_help=True, help="Request traces in the gateway store.")
 
 # how the command line names the fields the shared validation reports
 OPTIONS = {
@@ -66,6 +68,7 @@ def register(cli: typer.Typer) -> None:
     cli.command("usage")(usage)
     cli.command("ledger")(ledger)
     cli.add_typer(db, name="db")
+    cli.add_typer(traces_cli, name="traces")
 
 
 # -- running against the store ------------------------------------------------------------
@@ -252,6 +255,24 @@ def ledger(
     data = on_store(read)
     body = tables.ledger_table(data) if data else "The ledger is empty."
     show({"object": "list", "data": data}, as_json, body)
+
+
+@traces_cli.command("purge")
+def purge_traces(
+    older_than: Annotated[
+        str | None,
+        typer.Option(help="Age such as 7d, 12h or 30m [ONEMIN_TRACE_RETENTION]"),
+    ] = None,
+) -> None:
+    """Delete the traces of requests older than the given age (the ledger is kept)."""
+    try:
+        age = parse_duration(older_than or Settings.from_env().trace_retention)
+    except (ValueError, SettingsError) as exc:
+        fail(f"--older-than: {exc}", 2)
+    if age <= 0:
+        fail("--older-than: give an age above zero (ONEMIN_TRACE_RETENTION is 0: keep)", 2)
+    deleted = on_store(lambda store: traces.purge(store, time.time() - age))
+    typer.echo(f"Deleted {deleted} traces older than {older_than or 'the retention period'}.")
 
 
 @db.command("upgrade")

@@ -98,6 +98,9 @@ class Caller(msgspec.Struct, frozen=True):
     surface: str = ""
     request_id: str = ""
     idempotency_key: str | None = None
+    conversation_id: str | None = None  # x-onemin-conversation-id, or the body's (traces)
+    user: str | None = None  # the end user the client names (traces)
+    received: float = 0.0  # time.monotonic() when the request arrived; 0: unknown
 
     def __repr__(self) -> str:  # credentials stay out of logs and tracebacks
         return f"Caller(surface={self.surface!r}, request_id={self.request_id!r})"
@@ -115,6 +118,8 @@ class ChatRequest(msgspec.Struct, frozen=True):
     tools: tuple[ToolSpec, ...] = ()
     tool_choice: ToolChoice | None = None
     parallel_tool_calls: bool = True
+    conversation_id: str | None = None  # from the body's metadata (traces)
+    user: str | None = None  # the end user the body names (traces)
     fallbacks: tuple[str, ...] = ()  # models to try, in order, if ``model`` fails upstream
 
 

@@ -23,8 +23,17 @@ IDEMPOTENCY_TTL = 24 * 3600.0
 
 
 class Balances:
-    def __init__(self, store: Store, *, owner: str, lease: float, sweep_interval: float) -> None:
+    def __init__(
+        self,
+        store: Store,
+        *,
+        owner: str,
+        lease: float,
+        sweep_interval: float,
+        trace_retention: float = 0.0,
+    ) -> None:
         self._store = store
+        self._trace_retention = trace_retention  # seconds; 0: traces are kept
         self.owner = owner  # this process, in the holds it takes
         self._lease = lease
         self._interval = sweep_interval
@@ -66,8 +75,9 @@ class Balances:
             )
 
     async def maintain(self) -> None:
-        """Every interval: renew this process's holds, sweep everyone's expired ones and
-        forget idempotency keys older than a day. Runs until cancelled."""
+        """Every interval: renew this process's holds, sweep everyone's expired ones, forget
+        idempotency keys older than a day and traces past their retention. Runs until
+        cancelled."""
         while True:
             await asyncio.sleep(self._interval)
             try:
@@ -83,6 +93,8 @@ class Balances:
         if swept:
             log.warning("released %d holds left by a stopped process (unsettled)", swept)
         await self._store.forget_before(now - IDEMPOTENCY_TTL)
+        if self._trace_retention > 0:
+            await self._store.purge_traces(now - self._trace_retention)
         return swept
 
 

@@ -8,11 +8,12 @@ import msgspec
 
 from onemin_relay.core.errors import RelayError, UpstreamUnavailable
 from onemin_relay.core.tokens import estimate_input_tokens
-from onemin_relay.core.types import Caller, ChatRequest, ModelInfo, Usage
+from onemin_relay.core.types import Caller, ChatRequest, ModelInfo, ToolCall, Usage
 from onemin_relay.gateway import metering, pricing
 from onemin_relay.gateway.limits import token_estimate
 from onemin_relay.gateway.metering import StreamMeter
 from onemin_relay.gateway.policy import CLIENT_CLOSED, Gateway, Grant, status_of
+from onemin_relay.gateway.traces import joined, noted_request
 from onemin_relay.settings import Settings
 
 
@@ -55,7 +56,16 @@ class ChatBill:
             allowance = pricing.output_allowance(self._info, limit)
         return StreamMeter(self.grant, self._model, self._sent.prompt, allowance)
 
-    def settled(self, status: int, usage: Usage | None) -> None:
+    def settled(
+        self,
+        status: int,
+        usage: Usage | None,
+        text: str | None = None,
+        calls: tuple[ToolCall, ...] = (),
+    ) -> None:
+        """Settle a call that ended with ``status``; ``text`` and ``calls``: its answer."""
+        if self.grant.notes is not None:
+            self.grant.notes.answered(text, calls)
         spent = metering.spent(status, self._model, self._info, usage, self._rate)
         self._gateway.settle(self.grant, spent)
 
@@ -63,6 +73,8 @@ class ChatBill:
         """Settle a call that failed (for the upstream work it had already done); the error
         the client should see."""
         seen = self._gateway.as_seen_by_caller(self.grant, exc)
+        if self.grant.notes is not None:
+            self.grant.notes.failed(seen)
         error = seen if isinstance(seen, RelayError) else None
         if usage is None and error is not None:
             usage = error.usage
@@ -74,6 +86,8 @@ class ChatBill:
     def finished(self, meter: StreamMeter) -> None:
         """Settle a stream the surface has stopped reading: at its end, at an error it
         turned into an event, or before either (the client left)."""
+        if self.grant.notes is not None:
+            self.grant.notes.answered(meter.text, meter.calls)
         if meter.error is not None:
             self.failed(meter.error, meter.partial_usage())
         elif meter.finish is None:
@@ -107,5 +121,7 @@ class ChatBilling:
             return pricing.credits_to_nanos(credits, self._rate)
 
         tokens = token_estimate(len(prompt), request.max_output_tokens, self._expected_output)
+        caller = joined(caller, request)
         grant = await self._gateway.admit(caller, request.model, model, most_cost, tokens)
+        noted_request(grant.notes, request, prompt)
         return ChatBill(self._gateway, grant, sent, self._rate)

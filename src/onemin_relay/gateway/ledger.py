@@ -119,6 +119,10 @@ class LedgerWriter:
                 await asyncio.sleep(RETRY_DELAYS[min(attempt, len(RETRY_DELAYS) - 1)])
                 attempt += 1
         if len(batch) == 1:
+            if batch[0].trace is not None:  # a trace refused never costs its ledger row
+                log.error("ledger: the store refused a trace; writing its row without it")
+                await self._write([msgspec.structs.replace(batch[0], trace=None)])
+                return
             self._set_aside(batch[0])
             return
         for settlement in batch:

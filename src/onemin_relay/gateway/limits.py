@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import itertools
 import logging
 import secrets
 from collections.abc import Coroutine
@@ -25,6 +26,9 @@ from onemin_relay.core.types import Caller
 from onemin_relay.gateway.keys import KeyRecord
 from onemin_relay.gateway.limit_store import Admission, Cap, LimitStore, Window, WindowState
 from onemin_relay.settings import Settings
+
+_PROCESS = secrets.token_hex(6)
+_ADMISSIONS = itertools.count()
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +73,9 @@ class RateLimits:
         labelled = self._windows(caller, key, tokens)
         windows = [window for _, _, window in labelled]
         caps = self._caps(caller, key, upstream_key)
-        member = caller.request_id or secrets.token_hex(12)
+        # unique per admission: a client may choose its request id (x-request-id), and a
+        # repeated one must not count as one request in the limits' sets
+        member = f"{caller.request_id}:{_PROCESS}{next(_ADMISSIONS):x}"
         if not windows and not caps:
             return RateGrant(member)
         try:

@@ -13,7 +13,15 @@ from collections.abc import AsyncIterator
 
 from onemin_relay.core.errors import InsufficientBalance, RelayError
 from onemin_relay.core.tokens import count_tokens, count_tokens_async
-from onemin_relay.core.types import Finish, ModelInfo, StreamEvent, TextDelta, Usage
+from onemin_relay.core.types import (
+    Finish,
+    ModelInfo,
+    StreamEvent,
+    TextDelta,
+    ToolCall,
+    ToolCallEvent,
+    Usage,
+)
 from onemin_relay.gateway import pricing
 from onemin_relay.gateway.policy import Grant, Spent
 
@@ -70,6 +78,7 @@ class StreamMeter:
         self.size = 0  # UTF-8 bytes of text so far
         self.finish: Finish | None = None
         self.error: RelayError | None = None
+        self.calls: tuple[ToolCall, ...] = ()  # the tool calls the client was sent
 
     async def watch(self, events: AsyncIterator[StreamEvent]) -> AsyncIterator[StreamEvent]:
         async for event in events:
@@ -98,6 +107,8 @@ class StreamMeter:
         turns into an error event (so it never reaches the pipeline as an exception)."""
         try:
             async for event in events:
+                if isinstance(event, ToolCallEvent):
+                    self.calls += (event.call,)
                 yield event
         except RelayError as exc:
             self.error = exc

@@ -35,6 +35,7 @@ from onemin_relay.gateway.ledger import LedgerFull, LedgerWriter
 from onemin_relay.gateway.limits import RateGrant, RateLimits
 from onemin_relay.gateway.pricing import credits_to_nanos
 from onemin_relay.gateway.storage import LedgerRow, Outcome, Settlement, Store
+from onemin_relay.gateway.traces import TraceNotes, Tracing, trace_detail
 from onemin_relay.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -65,6 +66,7 @@ class Grant(msgspec.Struct):
     rate: RateGrant | None = None  # what the rate limits counted, to correct and release
     answered: bool = False  # 1min.ai did the work (and billed it), whatever happens next
     reported_credits: int | None = None  # what 1min.ai said it charged, summed
+    notes: TraceNotes | None = None  # what its trace learns on the way (None: traces off)
     route: str | None = None  # how routing chose the model (x-onemin-route), if it did
 
     def upstream_answered(self, credit: int | None) -> None:
@@ -124,11 +126,13 @@ class Gateway:
         self.ledger = ledger
         self.limits = limits
         self._settings = settings
+        self.tracing = Tracing(settings)
         self.balances = Balances(
             store,
             owner=f"relay-{uuid.uuid4().hex[:12]}",
             lease=settings.hold_lease,
             sweep_interval=settings.sweep_interval,
+            trace_retention=settings.trace_retention_seconds,
         )
 
     async def identify(self, caller: Caller) -> tuple[Mode, KeyRecord | None, str]:
@@ -168,6 +172,7 @@ class Gateway:
     ) -> Grant:
         """Admit one call: who, which model, the rate limits (``tokens`` is its estimate),
         a ledger slot, and for a paid call a hold of ``estimate()``, its most-cost."""
+        began = time.monotonic()
         mode, key, api_key = await self.identify(caller)
         if key is not None and not key.allows(upstream_model):
             self._refuse(caller, mode, key, requested_model, 403, "model_not_allowed")
@@ -179,6 +184,7 @@ class Gateway:
                 self._refuse(caller, mode, key, requested_model, exc.status, exc.code)
             raise
         grant = Grant.begin(caller, mode, key, requested_model, api_key, rate)
+        grant.notes = self.tracing.notes(caller, began)
         try:
             self._take_slot()
         except RelayError:
@@ -186,6 +192,8 @@ class Gateway:
             raise
         if grant.paid and key is not None:
             await self._hold(grant, key, upstream_model, estimate)
+        if grant.notes is not None:
+            grant.notes.admitted = time.monotonic()
         return grant
 
     async def _hold(
@@ -226,7 +234,8 @@ class Gateway:
         row = _row(grant, spent, outcome)
         key = grant.key
         paid_key = key.id if grant.paid and key else None
-        self.ledger.submit(Settlement(row, key_id=paid_key, hold_id=grant.hold_id))
+        trace = trace_detail(grant, row)
+        self.ledger.submit(Settlement(row, key_id=paid_key, hold_id=grant.hold_id, trace=trace))
 
     def as_seen_by_caller(self, grant: Grant, exc: BaseException) -> BaseException:
         """1min.ai saying the account is out of credits is the caller's own problem when it
@@ -259,6 +268,8 @@ class Gateway:
             yield grant
         except BaseException as exc:
             seen = self.as_seen_by_caller(grant, exc)
+            if grant.notes is not None:
+                grant.notes.failed(seen)
             code = seen.code if isinstance(seen, RelayError) else None
             spent = self._flat_spent(grant, status_of(seen), upstream_model, credits, code)
             self.settle(grant, spent)
@@ -330,6 +341,7 @@ class Gateway:
         self, caller: Caller, mode: Mode, key: KeyRecord, model: str, status: int, code: str
     ) -> None:
         grant = Grant.begin(caller, mode, key, model)
+        grant.notes = self.tracing.notes(caller, None)
         self._take_slot()
         self.ledger.submit(_refusal(grant, model, status, code))
 
@@ -348,7 +360,7 @@ def _refusal(grant: Grant, model: str, status: int, code: str) -> Settlement:
     taken after all) released."""
     row = _row(grant, Spent(status, model, error_code=code), "refused")
     key_id = grant.key.id if grant.paid and grant.key is not None else None
-    return Settlement(row, key_id=key_id, hold_id=grant.hold_id)
+    return Settlement(row, key_id=key_id, hold_id=grant.hold_id, trace=trace_detail(grant, row))
 
 
 def _row(grant: Grant, spent: Spent, outcome: Outcome) -> LedgerRow:

@@ -198,10 +198,16 @@ class TraceQueries:
 
     def __init__(self, dialect: Dialect) -> None:
         self.dialect = dialect
+        # a request settled again (routing's next attempt) replaces its trace, keeping when
+        # it arrived; an id chosen by another caller (x-request-id) never does
+        same = "IS" if dialect == "sqlite" else "IS NOT DISTINCT FROM"
+        kept = {"request_id", "conversation_id", "at", "user_id", "parse_ms"}
+        updates = ", ".join(f"{c} = excluded.{c}" for c in TRACE_COLUMNS if c not in kept)
+        marks = ", ".join(["{p}"] * len(TRACE_COLUMNS))
         self.insert = _numbered(
             dialect,
-            f"INSERT INTO traces ({_COLUMNS}) VALUES ({', '.join(['{p}'] * len(TRACE_COLUMNS))}) "
-            "ON CONFLICT (request_id) DO NOTHING",
+            f"INSERT INTO traces ({_COLUMNS}) VALUES ({marks}) ON CONFLICT (request_id) "
+            f"DO UPDATE SET {updates} WHERE traces.key_id {same} excluded.key_id",
         )
 
     def requests(self, chosen: TraceFilter) -> Query:

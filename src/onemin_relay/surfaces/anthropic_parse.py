@@ -22,6 +22,7 @@ from onemin_relay.core.types import (
     ToolChoice,
     ToolSpec,
 )
+from onemin_relay.gateway import traces
 from onemin_relay.gateway.routing import fallback_list
 
 # -- request shapes -----------------------------------------------------------------------
@@ -94,6 +95,7 @@ class _CountBody(msgspec.Struct):
     system: str | list[_Text] | None = None
     tools: list[_ToolDef] | None = None
     tool_choice: _ToolChoice | None = None
+    metadata: Any = None  # user_id names the end user (traces)
 
 
 class _MessagesBody(_CountBody, kw_only=True):
@@ -143,6 +145,8 @@ def parse_request(body: _CountBody, *, stream: bool = False) -> ChatRequest:
         tools=tools,
         tool_choice=_parse_choice(choice),
         parallel_tool_calls=not (choice and choice.disable_parallel_tool_use),
+        conversation_id=traces.metadata_id(body.metadata, "conversation_id"),
+        user=traces.metadata_id(body.metadata, "user_id"),
         fallbacks=fallback_list(
             body.model, body.fallbacks if isinstance(body, _MessagesBody) else None
         ),

@@ -32,6 +32,7 @@ from onemin_relay.core.types import (
     ToolSpec,
     Usage,
 )
+from onemin_relay.gateway import traces
 from onemin_relay.gateway.routing import fallback_list
 from onemin_relay.pipeline import ChatStream
 from onemin_relay.surfaces.common import (
@@ -191,6 +192,8 @@ class _ChatBody(msgspec.Struct):
     parallel_tool_calls: bool | None = None
     functions: list[_FunctionDef] | None = None
     function_call: Literal["auto", "none"] | _ChosenFunction | None = None
+    metadata: Any = None  # conversation_id is read from it (traces)
+    user: Any = None
     models: list[str] | None = None  # OpenRouter's ordered fallbacks
     fallbacks: list[str] | None = None
 
@@ -238,6 +241,8 @@ def parse_request(body: _ChatBody) -> tuple[ChatRequest, ChatOptions]:
         tools=tools,
         tool_choice=choice,
         parallel_tool_calls=body.parallel_tool_calls is not False,
+        conversation_id=traces.metadata_id(body.metadata, "conversation_id"),
+        user=traces.client_id(body.user),
         fallbacks=fallback_list(body.model, body.models, body.fallbacks),
     )
     include_usage = bool(body.stream_options and body.stream_options.include_usage)

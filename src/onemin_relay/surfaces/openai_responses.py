@@ -43,6 +43,7 @@ from aiohttp import web
 
 from onemin_relay.core.errors import InvalidRequest, NotFound
 from onemin_relay.core.types import (
+    Caller,
     Message,
     TextPart,
     ToolCall,
@@ -73,8 +74,16 @@ class PreviousResponseNotFound(InvalidRequest):
     code = "previous_response_not_found"
 
 
+class _Thread(msgspec.Struct, array_like=True, frozen=True):
+    """What a stored response keeps for a follow-up: the conversation so far, and the id of
+    the trace conversation it belongs to (a follow-up joins it)."""
+
+    messages: tuple[Message, ...] = ()
+    conversation_id: str | None = None
+
+
 _conversation_encoder = msgspec.msgpack.Encoder()
-_conversation_decoder = msgspec.msgpack.Decoder(tuple[Message, ...])
+_conversation_decoder = msgspec.msgpack.Decoder(_Thread)
 
 
 async def create_response(request: web.Request) -> web.StreamResponse:
@@ -83,7 +92,8 @@ async def create_response(request: web.Request) -> web.StreamResponse:
     await request.app[PIPELINE].identify(caller)
     store = request.app[RESPONSE_STORE]
     owner = owner_of(caller.api_key)
-    call = parse_request(body, await _history(store, body.previous_response_id, owner))
+    thread = await _history(store, body.previous_response_id, owner)
+    call = _continuing(parse_request(body, thread.messages), thread, caller)
 
     async def remember(response: bytes, text: str, calls: tuple[ToolCall, ...]) -> None:
         if call.shell.store:
@@ -103,11 +113,17 @@ async def create_response(request: web.Request) -> web.StreamResponse:
         return await write_stream(request, frames, render_error_frame, timeout)
 
 
-async def _history(
-    store: ResponseStore, response_id: str | None, owner: str
-) -> tuple[Message, ...]:
+def _continuing(call: ResponsesCall, thread: _Thread, caller: Caller) -> ResponsesCall:
+    """The call in its trace conversation: the one the client names (header, then
+    metadata), else the previous response's, else a new one named after this request."""
+    named = caller.conversation_id or call.chat.conversation_id or thread.conversation_id
+    chat = msgspec.structs.replace(call.chat, conversation_id=named or caller.request_id)
+    return msgspec.structs.replace(call, chat=chat)
+
+
+async def _history(store: ResponseStore, response_id: str | None, owner: str) -> _Thread:
     if response_id is None:
-        return ()
+        return _Thread()
     entry = await store.get(response_id, owner)
     if entry is None:
         raise PreviousResponseNotFound(
@@ -127,7 +143,8 @@ async def _remember(
 ) -> None:
     parts = (TextPart(text),) if text else ()
     answer = (Message("assistant", parts, tool_calls=calls),) if text or calls else ()
-    conversation = _conversation_encoder.encode(call.conversation + answer)
+    thread = _Thread(call.conversation + answer, call.chat.conversation_id)
+    conversation = _conversation_encoder.encode(thread)
     await store.put(StoredResponse(call.shell.id, owner, response, conversation))
 
 

@@ -32,6 +32,7 @@ from onemin_relay.core.types import (
     ToolChoice,
     ToolSpec,
 )
+from onemin_relay.gateway import traces
 from onemin_relay.gateway.routing import fallback_list
 from onemin_relay.surfaces.common import convert, file_part
 from onemin_relay.surfaces.openai_chat import _Format as _ChatFormat
@@ -144,6 +145,7 @@ class _ResponsesBody(msgspec.Struct):
     tools: list[dict[str, Any]] | None = None
     tool_choice: Literal["auto", "none", "required"] | _FunctionChoice | None = None
     parallel_tool_calls: bool | None = None
+    user: Any = None
     models: list[str] | None = None  # ordered fallbacks, as in chat completions
     fallbacks: list[str] | None = None
 
@@ -213,6 +215,8 @@ def parse_request(body: _ResponsesBody, history: tuple[Message, ...] = ()) -> Re
         tools=tools,
         tool_choice=_parse_choice(body.tool_choice),
         parallel_tool_calls=parallel,
+        conversation_id=traces.metadata_id(body.metadata, "conversation_id"),
+        user=traces.client_id(body.user),
         fallbacks=fallback_list(model, body.models, body.fallbacks),
     )
     shell = ResponseShell(
