@@ -115,7 +115,8 @@ async def read_body(request: web.Request, into: type[GenerateBody]) -> Any:
 def parse_request(model: str, body: GenerateBody, *, stream: bool = False) -> ChatRequest:
     if not body.contents:
         raise InvalidRequest("contents is not specified", param="contents")
-    _check_generation_config(body.generation_config)
+    config = body.generation_config
+    _check_generation_config(config)
     messages: list[Message] = []
     if body.system_instruction is not None:
         text = "\n".join(p.text for p in body.system_instruction.parts if p.text)
@@ -127,7 +128,8 @@ def parse_request(model: str, body: GenerateBody, *, stream: bool = False) -> Ch
         model=model,
         messages=tuple(messages),
         stream=stream,
-        response_format=_response_format(body.generation_config),
+        max_output_tokens=config.max_output_tokens if config is not None else None,
+        response_format=_response_format(config),
         tools=tuple(_tool_specs(body.tools)),
         tool_choice=_tool_choice(body.tool_config),
     )
