@@ -20,6 +20,7 @@ from aiohttp import web
 
 from onemin_relay import __version__
 from onemin_relay.admin import commands as admin_commands
+from onemin_relay.admin import route_commands
 from onemin_relay.gateway import describe_store
 from onemin_relay.gateway.modes import exposure_warning, open_modes
 from onemin_relay.gateway.routing_config import RoutesFileError, load_routes
@@ -261,6 +262,7 @@ def _run_workers(settings: Settings, workers: int) -> None:
 
 
 admin_commands.register(cli)
+route_commands.register(cli)
 
 
 def main() -> None:

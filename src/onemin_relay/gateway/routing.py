@@ -117,6 +117,12 @@ class RoutePlan(msgspec.Struct):
         )
 
 
+def parse_account(text: str) -> dict[str, str]:
+    """A route account (``x-onemin-route``, the ledger's ``route``) as its fields."""
+    fields = (part.partition("=") for part in text.split("; "))
+    return {name.strip(): value.strip() for name, sep, value in fields if sep}
+
+
 def fallback_worthy(exc: BaseException) -> bool:
     """Whether another model may succeed where this one failed before answering."""
     if isinstance(exc, StructuredOutputFailed | ToolCallFailed):
