@@ -37,8 +37,13 @@ OPENAI_TOOLS: Any = [
     },
     {"type": "function", "function": {"name": "get_time", "description": "The time of day"}},
 ]
-QUESTIONS = ["What's the weather in Paris?", "Weather for Oslo please", "Is it warm in Rome?"]
-EXPECTED_ARGUMENTS = {"city": "Paris", "unit": "celsius"}
+# The city is read from the question; the unit is the enum's first value.
+QUESTIONS = {
+    "What's the weather in Paris?": {"city": "Paris", "unit": "celsius"},
+    "Weather for Oslo please": {"city": "Oslo", "unit": "celsius"},
+    "Is it warm in New York?": {"city": "New York", "unit": "celsius"},
+}
+EXPECTED_ARGUMENTS = QUESTIONS["What's the weather in Paris?"]
 
 
 class Forecast(BaseModel):
@@ -62,6 +67,7 @@ def client(relay: Process) -> Iterator[openai.OpenAI]:
 def test_openai_chat_calls_the_fitting_tool_then_reports_its_result(
     client: openai.OpenAI, question: str
 ) -> None:
+    expected = QUESTIONS[question]
     messages: Any = [{"role": "user", "content": question}]
     reply = client.chat.completions.create(
         model="gpt-4o-mini", messages=messages, tools=OPENAI_TOOLS
@@ -72,7 +78,7 @@ def test_openai_chat_calls_the_fitting_tool_then_reports_its_result(
     call = message.tool_calls[0]
     assert (call.function.name, json.loads(call.function.arguments)) == (
         "get_weather",
-        EXPECTED_ARGUMENTS,
+        expected,
     )
     assert "{" not in (message.content or ""), "the call is not left in the text"
     messages += [message, {"role": "tool", "tool_call_id": call.id, "content": "21 °C"}]
@@ -97,7 +103,7 @@ def test_openai_stream_carries_the_call(client: openai.OpenAI, question: str) ->
         for call in delta.tool_calls or []:
             names += [call.function.name] if call.function and call.function.name else []
             arguments += call.function.arguments or "" if call.function else ""
-    assert names == ["get_weather"] and json.loads(arguments) == EXPECTED_ARGUMENTS
+    assert names == ["get_weather"] and json.loads(arguments) == QUESTIONS[question]
     assert "{" not in text and "tool_calls" not in text, text
 
 

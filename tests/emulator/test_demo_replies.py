@@ -24,7 +24,13 @@ from onemin_relay.core.types import (
     ToolSpec,
 )
 from onemin_relay.emulator import EmulatorConfig, create_app
-from onemin_relay.emulator.demo_replies import Tool, call_reply, read_blocks, read_tools
+from onemin_relay.emulator.demo_replies import (
+    Tool,
+    call_reply,
+    read_blocks,
+    read_tools,
+    words_from,
+)
 from onemin_relay.emulator.schema_instance import instance
 
 Client = TestClient[web.Request, web.Application]
@@ -128,6 +134,32 @@ def test_every_call_shape_is_a_call_to_the_relay() -> None:
         assert [c.name for c in parsed.calls] == ["get_weather"], reply
         assert json.loads(parsed.calls[0].arguments) == {"city": "Paris", "unit": "celsius"}
         assert "{" not in parsed.text, f"no JSON left in the prose: {parsed.text!r}"
+
+
+@pytest.mark.parametrize(
+    ("question", "city"),
+    [
+        ("What's the weather in Paris?", "Paris"),
+        ("Rain today? Tell me for New York.", "New York"),
+        ("I wonder about the weather. Thanks", "Paris"),  # none named: the default
+    ],
+)
+def test_arguments_take_the_place_and_query_from_the_question(question: str, city: str) -> None:
+    search = ToolSpec(
+        "search",
+        "Search the web",
+        {"type": "object", "properties": {"query": {"type": "string"}}, "required": ["query"]},
+    )
+    tools = [
+        Tool("get_weather", "weather", WEATHER.parameters),
+        Tool("search", "", search.parameters),
+    ]
+    prompt = f"{question}\n\n{render_tools([WEATHER, search], ToolChoice('required'))}"
+    for tool in tools:
+        reply = call_reply(tool, prompt, words_from(question))
+        arguments = json.loads(parse_reply(reply, [WEATHER, search]).calls[0].arguments)
+        assert arguments.get("city", city) == city
+        assert arguments.get("query", question) == question
 
 
 def test_transcript_blocks() -> None:

@@ -23,6 +23,7 @@ from __future__ import annotations
 import json
 import re
 import zlib
+from collections.abc import Mapping
 from typing import Any
 
 import msgspec
@@ -41,7 +42,11 @@ _CALL_LINE = re.compile(r"^\[tool call ([^\]]+)\] ([^\s(]+)\(", re.MULTILINE)
 _GREETING = re.compile(r"^\W*(hi|hello|hey|good (morning|afternoon|evening))\b", re.IGNORECASE)
 _COUNT_TO = re.compile(r"\bcount to (\d{1,2})\b", re.IGNORECASE)
 _WORD = re.compile(r"[a-z0-9]+")
+_NAME = re.compile(r"(?<![.!?]\s)(?<!^)(?<![.!?])\b([A-Z][\w'-]*(?: [A-Z][\w'-]*)*)")
+_PLACE_FIELDS = ("city", "location", "place", "destination", "where")
+_QUERY_FIELDS = ("query", "q", "question", "search", "search_query")
 MAX_RESULT_CHARS = 300
+MAX_QUERY_CHARS = 200
 
 
 class Tool(msgspec.Struct, frozen=True):
@@ -67,8 +72,8 @@ def model_reply(prompt: str, model: str, seen: Seen) -> str:
     blocks = read_blocks(conversation)
     results = _results_since_last_user(blocks)
     if tools and not results:
-        tool = _pick(tools, must_call, _last_user_text(blocks, conversation))
-        return call_reply(tool, prompt)
+        question = _last_user_text(blocks, conversation)
+        return call_reply(_pick(tools, must_call, question), prompt, words_from(question))
     if schema_start is not None:
         schema = _schema_at(prompt, schema_start.end())
         return json.dumps(instance(schema), ensure_ascii=False)
@@ -113,9 +118,10 @@ def read_blocks(conversation: str) -> list[Block]:
     ]
 
 
-def call_reply(tool: Tool, prompt: str) -> str:
-    """A call to ``tool`` with schema-valid arguments, in a shape picked by the prompt."""
-    arguments = instance(tool.parameters) if tool.parameters else {}
+def call_reply(tool: Tool, prompt: str, words: Mapping[str, str] | None = None) -> str:
+    """A call to ``tool`` with schema-valid arguments (``words``: what to write in string
+    fields of those names), in a shape picked by the prompt."""
+    arguments = instance(tool.parameters, words) if tool.parameters else {}
     call = json.dumps({"name": tool.name, "arguments": arguments}, ensure_ascii=False)
     fenced = f"```json\n{call}\n```"
     shapes = (
@@ -158,6 +164,16 @@ def _results_since_last_user(blocks: list[Block]) -> list[Block]:
 def _last_user_text(blocks: list[Block], conversation: str) -> str:
     users = [block.text for block in blocks if block.label == "User"]
     return users[-1] if users else conversation
+
+
+def words_from(question: str) -> dict[str, str]:
+    """What a model would fill in from the question: the place it names (the last run of
+    capitalised words not opening a sentence) and the question itself as a search query."""
+    words = dict.fromkeys(_QUERY_FIELDS, " ".join(question.split())[:MAX_QUERY_CHARS])
+    places = [m[1] for m in _NAME.finditer(question) if m[1] not in ("I", "I'm")]
+    if places:
+        words.update(dict.fromkeys(_PLACE_FIELDS, places[-1]))
+    return words
 
 
 def _pick(tools: list[Tool], must_call: str | None, question: str) -> Tool:

@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import math
 import re
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, NamedTuple
 
 MAX_DEPTH = 16
 OPTIONAL_ITEM_DEPTH = 2  # below this, arrays get only the items they need
@@ -44,33 +45,43 @@ _PATTERN_TRIES = ("example", "a", "A", "1", "0", "abc", "ABC", "A1", "a-1", "202
 _TYPE_ORDER = ("object", "array", "string", "integer", "number", "boolean", "null")
 
 
-def instance(schema: Any, root: Any = None, name: str = "", depth: int = 0, index: int = 0) -> Any:
-    """A value valid for ``schema`` (whose ``$ref`` resolve in ``root``, by default itself);
-    ``name`` is the property it is for, which picks a fitting word for strings; ``index`` is
-    the position in an array, which makes items differ (for ``uniqueItems``)."""
-    root = schema if root is None else root
+def instance(schema: Any, words: Mapping[str, str] | None = None) -> Any:
+    """A value valid for ``schema`` (its ``$ref`` resolve inside it). ``words`` are what to
+    write in string fields of those names (say the city the user asked about), else a
+    fitting word for the name, else "example"."""
+    return _value(schema, _Context(schema, {**_BY_NAME, **(words or {})}), "", 0, 0)
+
+
+class _Context(NamedTuple):
+    root: Any  # where $ref resolve
+    words: Mapping[str, str]  # by property name, lower case
+
+
+def _value(schema: Any, ctx: _Context, name: str, depth: int, index: int) -> Any:
+    """``schema``'s value for property ``name``; ``index`` is the position in an array,
+    which makes items differ (for ``uniqueItems``)."""
     if not isinstance(schema, dict) or depth > MAX_DEPTH:
-        return _text(name) if schema is not False else None
-    schema = _flatten(schema, root, depth)
+        return _text(name, ctx) if schema is not False else None
+    schema = _flatten(schema, ctx.root, depth)
     if "const" in schema:
         return schema["const"]
     if isinstance(schema.get("enum"), list) and schema["enum"]:
         return schema["enum"][index % len(schema["enum"])]
     branches = schema.get("anyOf") or schema.get("oneOf")
     if isinstance(branches, list) and branches:
-        return instance(_preferred(branches, root, depth), root, name, depth + 1, index)
+        return _value(_preferred(branches, ctx.root, depth), ctx, name, depth + 1, index)
     kind = _kind(schema)
     if kind == "object":
-        return _object(schema, root, depth, index)
+        return _object(schema, ctx, depth, index)
     if kind == "array":
-        return _array(schema, root, name, depth)
+        return _array(schema, ctx, name, depth)
     if kind in ("integer", "number"):
         return _number(schema, index, integer=kind == "integer")
     if kind == "boolean":
         return index % 2 == 0
     if kind == "null":
         return None
-    return _string(schema, name, index)
+    return _string(schema, _text(name, ctx), index)
 
 
 def _flatten(schema: dict[str, Any], root: Any, depth: int) -> dict[str, Any]:
@@ -131,7 +142,7 @@ def _kind(schema: dict[str, Any]) -> str:
     return "string"
 
 
-def _object(schema: dict[str, Any], root: Any, depth: int, index: int) -> dict[str, Any]:
+def _object(schema: dict[str, Any], ctx: _Context, depth: int, index: int) -> dict[str, Any]:
     properties = schema.get("properties")
     properties = properties if isinstance(properties, dict) else {}
     extra = schema.get("additionalProperties")
@@ -141,19 +152,19 @@ def _object(schema: dict[str, Any], root: Any, depth: int, index: int) -> dict[s
     value: dict[str, Any] = {}
     for key in names:
         spec = properties.get(key, extra if isinstance(extra, dict) else {})
-        value[key] = instance(spec, root, key, depth + 1, index)
+        value[key] = _value(spec, ctx, key, depth + 1, index)
     return value
 
 
-def _array(schema: dict[str, Any], root: Any, name: str, depth: int) -> list[Any]:
+def _array(schema: dict[str, Any], ctx: _Context, name: str, depth: int) -> list[Any]:
     prefix = schema.get("prefixItems")
     prefix = prefix if isinstance(prefix, list) else []
     items = schema.get("items", {})
     count = max(len(prefix), schema.get("minItems", 0))
     if count == 0 and depth <= OPTIONAL_ITEM_DEPTH and schema.get("maxItems", 1) > 0:
         count = 1 if items is not False else 0  # a model lists something; not in deep trees
-    values = [instance(p, root, name, depth + 1) for p in prefix]
-    values += [instance(items, root, name, depth + 1, i) for i in range(len(values), count)]
+    values = [_value(p, ctx, name, depth + 1, 0) for p in prefix]
+    values += [_value(items, ctx, name, depth + 1, i) for i in range(len(values), count)]
     return values
 
 
@@ -179,8 +190,8 @@ def _number(schema: dict[str, Any], index: int, *, integer: bool) -> int | float
     return int(value) if float(value).is_integer() else value
 
 
-def _string(schema: dict[str, Any], name: str, index: int) -> str:
-    text = _FORMATS.get(schema.get("format", ""), _text(name))
+def _string(schema: dict[str, Any], word: str, index: int) -> str:
+    text = _FORMATS.get(schema.get("format", ""), word)
     if index and "format" not in schema:
         text = f"{text} {index + 1}"
     pattern = schema.get("pattern")
@@ -203,5 +214,5 @@ def _matching(pattern: str, preferred: str) -> str:
     return preferred
 
 
-def _text(name: str) -> str:
-    return _BY_NAME.get(name.lower(), "example")
+def _text(name: str, ctx: _Context) -> str:
+    return ctx.words.get(name.lower(), "example")
