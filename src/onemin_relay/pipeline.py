@@ -53,7 +53,7 @@ from onemin_relay.gateway.routing import AttemptFailed, RoutePlan, Router, first
 from onemin_relay.gateway.routing_config import RouteBook
 from onemin_relay.media import ImageFetcher, Media, decode_data_uri
 from onemin_relay.settings import Settings
-from onemin_relay.upstream import Asset, ChatCall, ModelCatalog, OneMinClient
+from onemin_relay.upstream import RECORDS, Asset, ChatCall, ModelCatalog, OneMinClient
 
 ONLINE_SUFFIX = ":online"
 
@@ -248,6 +248,8 @@ class Pipeline:
         attachments = len(flat.images) + len(flat.files)
         sent = Sent(model, info, prompt, attachments, bool(tools), fmt is not None)
         bill = await self._billing.admit(caller, request, sent)
+        if bill.grant.notes is not None:
+            RECORDS.set(bill.grant.notes.records)  # the trace learns 1min.ai's record ids
         if route is not None:
             bill.grant.route = route.chose(model)
         try:

@@ -111,6 +111,7 @@ def test_one_conversation_across_every_protocol(relay: Relay) -> None:
         timings = trace["timings"]
         assert timings["total_ms"] >= timings["upstream_first_byte_ms"] >= 0, trace
         assert timings["parse_ms"] is not None and timings["policy_ms"] is not None, trace
+        assert trace["upstream_id"], f"1min.ai's record id: {trace}"
     status, listing = relay.admin("/admin/v1/conversations")
     assert status == 200
     summary = next(c for c in listing["data"] if c["conversation_id"] == conversation)
@@ -215,3 +216,29 @@ def test_no_bodies_unless_asked_and_no_traces_when_off(
     else:
         assert status == 200 and trace["bodies"] is None, trace
         assert "secret plan" not in json.dumps(trace)
+
+
+def test_a_streamed_tool_call_and_reply_are_in_the_trace(stack: Stack, api_key: str) -> None:
+    call = '<tool_calls>[{"name": "get_weather", "arguments": {"city": "Oslo"}}]</tool_calls>'
+    stack.set_faults(api_key, replies=[call])
+    tool = {
+        "type": "function",
+        "function": {"name": "get_weather", "parameters": {"type": "object"}},
+    }
+    with stack.another_relay(admin_token=TOKEN, trace_bodies="full") as (url, _):
+        relay = Relay(url, api_key)
+        with relay.openai() as client:
+            raw = client.chat.completions.with_raw_response.create(
+                model="gpt-4o-mini",
+                messages=[{"role": "user", "content": "Weather in Oslo?"}],
+                tools=[tool],  # type: ignore[list-item]
+                stream=True,
+            )
+            chunks = list(raw.parse())
+        sent = [c.id for chunk in chunks for c in chunk.choices[0].delta.tool_calls or () if c.id]
+        status, trace = relay.trace(raw.headers["x-request-id"])
+    assert status == 200, trace
+    assert [c["name"] for c in trace["tool_calls"]] == ["get_weather"]
+    assert [c["id"] for c in trace["tool_calls"]] == sent
+    assert "get_weather" in trace["bodies"]["reply"], "the reply as 1min.ai wrote it"
+    assert trace["timings"]["upstream_first_byte_ms"] <= trace["timings"]["total_ms"]

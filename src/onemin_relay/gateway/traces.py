@@ -53,6 +53,7 @@ class TraceNotes:
         "prompt",
         "received",
         "received_at",
+        "records",
         "reply",
         "request",
         "secrets",
@@ -68,6 +69,7 @@ class TraceNotes:
         self.conversation_id = caller.conversation_id or caller.request_id
         self.user = caller.user
         self.calls: tuple[ToolCall, ...] = ()
+        self.records: list[str] = []  # 1min.ai's ids of the records its calls made
         self.error_message: str | None = None
         self.bodies = bodies
         self.limit = limit
@@ -130,6 +132,7 @@ def trace_detail(grant: Grant, row: LedgerRow) -> TraceDetail | None:
         parse_ms=None if notes.began is None else (notes.began - notes.received) * 1000,
         policy_ms=policy,
         ttfb_ms=ttfb,
+        upstream_id=_clean(",".join(notes.records), TEXT_LIMIT) if notes.records else None,
         tool_calls=tuple(
             ToolCallRef(_clean(c.id, TEXT_LIMIT), _clean(c.name, TEXT_LIMIT)) for c in notes.calls
         ),

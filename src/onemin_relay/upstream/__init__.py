@@ -2,9 +2,10 @@
 
 from onemin_relay.upstream.client import Asset, ChatCall, OneMinClient, extension_for
 from onemin_relay.upstream.models import Catalog, ModelCatalog
-from onemin_relay.upstream.records import ChatRecord
+from onemin_relay.upstream.records import RECORDS, ChatRecord
 
 __all__ = [
+    "RECORDS",
     "Asset",
     "Catalog",
     "ChatCall",

@@ -8,6 +8,7 @@ Structs hold only the fields we read; everything else the upstream adds is ignor
 from __future__ import annotations
 
 import math
+from contextvars import ContextVar
 from typing import Final
 
 import msgspec
@@ -154,6 +155,11 @@ class RecordSummary(msgspec.Struct, frozen=True):
         return self.status.upper() == "FAILED"
 
 
+# the ids of the records 1min.ai keeps for this request's calls, for its trace: a list set
+# by whoever wants them (None: nobody)
+RECORDS: ContextVar[list[str] | None] = ContextVar("onemin_records", default=None)
+
+
 def summarize_record(body: bytes | str) -> RecordSummary | None:
     """Read an ``{"aiRecord": …}`` envelope; None when it has no record.
 
@@ -163,6 +169,9 @@ def summarize_record(body: bytes | str) -> RecordSummary | None:
     record = _ENVELOPE.decode(body).aiRecord
     if record is None:
         return None
+    seen = RECORDS.get()
+    if seen is not None and record.uuid:
+        seen.append(record.uuid)
     metadata = _read_metadata(record.metadata)
     return RecordSummary(
         status=record.status or "",
