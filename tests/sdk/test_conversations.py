@@ -187,7 +187,8 @@ def _asked(relay: Relay, prompt: str) -> str:
 
 def test_full_bodies_are_captured_capped_and_scrubbed(stack: Stack, api_key: str) -> None:
     managed = stack.issue_key("managed", balance_usd=1.0)
-    prompt = f"my keys are {managed} and {api_key} and rk-onemin-abcDEF123; " + "x" * 3000
+    prompt = f"keys: {managed} {api_key} rk-onemin-abcDEF123 {TOKEN} {stack.operator_key}; "
+    prompt += "x" * 3000
     with stack.another_relay(admin_token=TOKEN, trace_bodies="full", trace_body_limit=1024) as (
         url,
         _,
@@ -199,7 +200,8 @@ def test_full_bodies_are_captured_capped_and_scrubbed(stack: Stack, api_key: str
     for name in ("request", "prompt", "reply"):
         text = bodies[name]
         assert text is not None, name
-        assert managed not in text and api_key not in text and "rk-onemin-abc" not in text, name
+        for secret in (managed, api_key, "rk-onemin-abc", TOKEN, stack.operator_key):
+            assert secret not in text, (name, secret)
         assert "[redacted]" in text, name
         assert len(text.encode()) < 1100 and "…[truncated" in text, name
 
@@ -242,3 +244,19 @@ def test_a_streamed_tool_call_and_reply_are_in_the_trace(stack: Stack, api_key: 
     assert [c["id"] for c in trace["tool_calls"]] == sent
     assert "get_weather" in trace["bodies"]["reply"], "the reply as 1min.ai wrote it"
     assert trace["timings"]["upstream_first_byte_ms"] <= trace["timings"]["total_ms"]
+
+
+def test_a_stream_that_fails_midway_is_traced_with_its_error(stack: Stack, api_key: str) -> None:
+    stack.set_faults(api_key, error_after_chunks=2, error_message="model fell over")
+    with stack.another_relay(admin_token=TOKEN) as (url, _):
+        relay = Relay(url, api_key)
+        with relay.openai() as client:
+            raw = client.chat.completions.with_raw_response.create(
+                model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}], stream=True
+            )
+            with pytest.raises(openai.APIError):
+                list(raw.parse())
+        status, trace = relay.trace(raw.headers["x-request-id"])
+    assert status == 200, trace
+    assert trace["outcome"] == "error" and trace["status"] >= 500, trace
+    assert trace["error"]["code"] and "fell over" in trace["error"]["message"], trace

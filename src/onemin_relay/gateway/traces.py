@@ -8,8 +8,9 @@ turns them into the trace row written with the ledger row. ``off`` records no tr
 
 Bodies are cut at ``ONEMIN_TRACE_BODY_LIMIT`` bytes (with a marker saying how much was cut)
 and scrubbed first: relay and managed keys (``rk-onemin-…``, ``sk-onemin-…``) and the
-credentials of the call itself (the 1min.ai key sent upstream, the key the client presented)
-never reach the store, wherever they appear in a prompt or a reply.
+credentials of the call itself (the 1min.ai key sent upstream, the key the client presented),
+the operator's 1min.ai key and the admin token never reach the store, wherever they appear in
+a prompt, a reply or an error message.
 """
 
 from __future__ import annotations
@@ -60,7 +61,7 @@ class TraceNotes:
         "user",
     )
 
-    def __init__(self, caller: Caller, began: float | None, bodies: bool, limit: int) -> None:
+    def __init__(self, caller: Caller, began: float | None, tracing: Tracing) -> None:
         now = time.monotonic()
         self.received = caller.received or began or now
         self.received_at = time.time() - (now - self.received)
@@ -71,13 +72,14 @@ class TraceNotes:
         self.calls: tuple[ToolCall, ...] = ()
         self.records: list[str] = []  # 1min.ai's ids of the records its calls made
         self.error_message: str | None = None
-        self.bodies = bodies
-        self.limit = limit
+        self.bodies = tracing.level == "full"
+        self.limit = tracing.limit
         self.request: str | None = None
         self.prompt: str | None = None
         self.reply: str | None = None
-        # strings that must never be stored (the caller's own credentials)
-        self.secrets = tuple(s for s in (caller.api_key, caller.relay_key) if s)
+        # strings never stored: the caller's credentials, the operator's key and token
+        own = tuple(s for s in (caller.api_key, caller.relay_key) if s)
+        self.secrets = own + tracing.secrets
 
     def answered(self, text: str | list[str] | None, calls: tuple[ToolCall, ...]) -> None:
         """The answer the client got: its tool calls, and its text (pieces, for a stream)."""
@@ -87,7 +89,7 @@ class TraceNotes:
 
     def failed(self, exc: BaseException) -> None:
         if isinstance(exc, RelayError):
-            self.error_message = _clean(exc.message, MESSAGE_LIMIT)
+            self.error_message = _clean(scrub(exc.message, self.secrets), MESSAGE_LIMIT)
         elif self.error_message is None:
             self.error_message = type(exc).__name__
 
@@ -104,11 +106,12 @@ class Tracing:
     def __init__(self, settings: Settings) -> None:
         self.level: BodyLevel = settings.trace_bodies
         self.limit = settings.trace_body_limit
+        self.secrets = tuple(s for s in (settings.api_key, settings.admin_token) if s)
 
     def notes(self, caller: Caller, began: float | None) -> TraceNotes | None:
         if self.level == "off":
             return None
-        return TraceNotes(caller, began, self.level == "full", self.limit)
+        return TraceNotes(caller, began, self)
 
 
 def trace_detail(grant: Grant, row: LedgerRow) -> TraceDetail | None:
@@ -124,7 +127,7 @@ def trace_detail(grant: Grant, row: LedgerRow) -> TraceDetail | None:
     if notes.began is not None and notes.admitted is not None:
         policy = (notes.admitted - notes.began) * 1000
     return TraceDetail(
-        conversation_id=notes.conversation_id,
+        conversation_id=notes.conversation_id or row.request_id,
         at=notes.received_at,
         total_ms=total,
         user_id=notes.user,
