@@ -32,7 +32,11 @@ from onemin_relay.core.errors import AuthenticationFailed
 from onemin_relay.core.types import Caller
 from onemin_relay.features import Features
 from onemin_relay.gateway.keys import KeyRecord
+from onemin_relay.gateway.ledger import LedgerWriter
+from onemin_relay.gateway.limit_store import MemoryLimitStore
+from onemin_relay.gateway.limits import RateLimits
 from onemin_relay.gateway.policy import Gateway, Grant, HoldEstimate, Mode, Spent
+from onemin_relay.gateway.sqlite_store import SqliteStore
 from onemin_relay.media import GuardedResolver, ImageFetcher
 from onemin_relay.pipeline import Pipeline
 from onemin_relay.settings import Settings
@@ -47,8 +51,13 @@ class Unmetered(Gateway):
     """The gateway off: the caller's own 1min.ai key goes upstream, nothing is held,
     limited or written to a ledger (1min.ai bills the key directly)."""
 
-    def __init__(self, settings: Settings) -> None:  # no store, ledger or limits to open
-        self._settings = settings
+    def __init__(self, settings: Settings) -> None:
+        # The gateway's parts exist for its constructor (and what the pipeline builds on it)
+        # but are never opened: nothing admits into them or settles to them here.
+        store = SqliteStore(":memory:")
+        ledger = LedgerWriter(store, capacity=1, batch_size=1)
+        limits = RateLimits(MemoryLimitStore(settings.rate_window), settings)
+        super().__init__(store, ledger, limits, settings)
 
     async def identify(self, caller: Caller) -> tuple[Mode, KeyRecord | None, str]:
         if not caller.api_key:
