@@ -185,6 +185,11 @@ class Pipeline:
         stream = ChatStream(unique_id(), shown, int(time.time()), events, plan.call)
         return _Opened(stream, bill, meter, stack)
 
+    @property
+    def catalog(self) -> ModelCatalog:
+        """The cached model catalog (the dashboard's routing page resolves routes with it)."""
+        return self._catalog
+
     async def models(self) -> tuple[list[ModelInfo], int]:
         """Every usable model and when the list was fetched (epoch seconds)."""
         catalog = await self._catalog.get()

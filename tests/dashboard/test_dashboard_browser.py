@@ -4,8 +4,6 @@ work: pages without a login, forms without their CSRF token, scripts smuggled in
 
 from __future__ import annotations
 
-from typing import Any
-
 import openai
 import pytest
 from playwright.sync_api import BrowserContext, Page
@@ -20,9 +18,9 @@ def client_for(relay: Relay, secret: str) -> openai.OpenAI:
     return openai.OpenAI(base_url=relay.url + "/v1", api_key=secret, max_retries=0)
 
 
-def chat(relay: Relay, secret: str, prompt: str, **extra: Any) -> str:
+def chat(relay: Relay, secret: str, prompt: str, model: str = "gpt-4o-mini") -> str:
     reply = client_for(relay, secret).chat.completions.create(
-        model="gpt-4o-mini", messages=[{"role": "user", "content": prompt}], **extra
+        model=model, messages=[{"role": "user", "content": prompt}]
     )
     return reply.choices[0].message.content or ""
 
@@ -146,3 +144,17 @@ def test_pages_carry_a_strict_policy_and_a_safe_cookie(
     assert session["httpOnly"] and session["sameSite"] == "Strict"
     assert session["path"] == "/dashboard"
     assert TOKEN not in session["value"]
+
+
+def test_routing_shows_each_route_and_its_routed_calls(relay: Relay, page: Page) -> None:
+    log_in(page, relay)
+    secret = create_key(page, "routed key")
+    assert chat(relay, secret, "Route me", model="onemin/balanced")
+    relay.flush_ledger()
+    page.goto(relay.url + "/dashboard/routing")
+    routes = page.locator("table.data").first
+    for name in ("onemin/auto", "onemin/balanced", "onemin/cost-saver"):
+        assert routes.locator("td", has_text=name).count() >= 1, name
+    saved = page.locator("table.data").nth(1).locator("tbody tr", has_text="onemin/balanced")
+    assert saved.locator("td").nth(1).inner_text() == "1"
+    screenshot(page, "routing")

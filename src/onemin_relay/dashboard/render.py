@@ -26,6 +26,7 @@ NAV: Final = (
     (f"{PATH}/keys", "Keys"),
     (f"{PATH}/usage", "Usage"),
     (f"{PATH}/conversations", "Conversations"),
+    (f"{PATH}/routing", "Routing"),
 )
 
 # No script runs on these pages at all; styles come only from our own stylesheet.

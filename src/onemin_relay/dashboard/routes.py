@@ -10,7 +10,7 @@ from typing import Final
 from aiohttp import web
 
 from onemin_relay.core.errors import NotFound
-from onemin_relay.dashboard import conversations, keys, views
+from onemin_relay.dashboard import conversations, keys, routing, views
 from onemin_relay.dashboard.auth import (
     COOKIE,
     LOGIN_COOKIE,
@@ -54,6 +54,7 @@ def add_routes(app: web.Application) -> None:
     router.add_get(f"{PATH}/conversations", guarded(conversations.conversation_list))
     router.add_get(PATH + "/conversations/{id}", guarded(conversations.conversation_page))
     router.add_get(PATH + "/requests/{id}", guarded(conversations.request_page))
+    router.add_get(f"{PATH}/routing", guarded(routing.routing))
     router.add_route("*", PATH + "/{tail:.*}", guarded(not_found))
 
 
