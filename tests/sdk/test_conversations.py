@@ -112,6 +112,8 @@ def test_one_conversation_across_every_protocol(relay: Relay) -> None:
         assert timings["total_ms"] >= timings["upstream_first_byte_ms"] >= 0, trace
         assert timings["parse_ms"] is not None and timings["policy_ms"] is not None, trace
         assert trace["upstream_id"], f"1min.ai's record id: {trace}"
+    status, ledger = relay.admin("/admin/v1/ledger?limit=4")
+    assert {row["conversation_id"] for row in ledger["data"]} == {conversation}, "and the ledger's"
     status, listing = relay.admin("/admin/v1/conversations")
     assert status == 200
     summary = next(c for c in listing["data"] if c["conversation_id"] == conversation)

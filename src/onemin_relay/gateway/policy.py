@@ -67,6 +67,7 @@ class Grant(msgspec.Struct):
     answered: bool = False  # 1min.ai did the work (and billed it), whatever happens next
     reported_credits: int | None = None  # what 1min.ai said it charged, summed
     notes: TraceNotes | None = None  # what its trace learns on the way (None: traces off)
+    conversation_id: str | None = None  # the one the client named, else the request's id
     route: str | None = None  # how routing chose the model (x-onemin-route), if it did
 
     def upstream_answered(self, credit: int | None) -> None:
@@ -95,6 +96,7 @@ class Grant(msgspec.Struct):
             started=time.monotonic(),
             key=key,
             rate=rate,
+            conversation_id=caller.conversation_id or caller.request_id or None,
         )
 
     @property
@@ -386,7 +388,7 @@ def _row(grant: Grant, spent: Spent, outcome: Outcome) -> LedgerRow:
         cost=spent.cost if grant.paid else 0,
         latency_ms=elapsed,
         ttfb_ms=ttfb,
-        conversation_id=spent.conversation_id,
+        conversation_id=_text(spent.conversation_id or grant.conversation_id or grant.request_id),
         error_code=spent.error_code,
         route=grant.route,
     )
