@@ -43,10 +43,8 @@ async def routing(request: web.Request) -> web.Response:
     saved = savings(await store.routed_usage(time.time() - int(days) * 86_400), catalog)
     rate = request.app[SETTINGS].credits_per_usd
     rows = [
-        (s, money(credits_to_nanos(s.saved_credits, rate)) if catalog else "unknown",
-         money(credits_to_nanos(s.shadow_credits, rate)))
-        for s in saved
-    ]  # fmt: skip
+        (s, money(credits_to_nanos(s.saved_credits, rate)) if catalog else "unknown") for s in saved
+    ]
     labels = [s.route for s in saved]
     chart = bar_chart("Routed requests", labels, [
         Series("incumbent", [s.requests - s.by_candidates for s in saved], "s1"),
