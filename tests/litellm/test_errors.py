@@ -7,8 +7,21 @@ from typing import Any
 
 import litellm
 import pytest
-from litellm.exceptions import MidStreamFallbackError
+from litellm.exceptions import MidStreamFallbackError, PaymentRequiredError
 
+from onemin_relay.core.errors import (
+    Conflict,
+    InsufficientBalance,
+    InvalidRequest,
+    ModelNotFound,
+    PayloadTooLarge,
+    PermissionDenied,
+    RateLimited,
+    RelayError,
+    UpstreamError,
+    UpstreamTimeout,
+)
+from onemin_relay.litellm.errors import as_litellm
 from tests.conftest import Stack
 
 Asker = Callable[..., Any]
@@ -100,3 +113,30 @@ def test_router_falls_back_from_a_failing_one_min_model(stack: Stack, api_key: s
     assert response.choices[0].message.content == "Echo: hi"
     assert [r["body"]["model"] for r in stack.chat_requests(api_key)] == ["gpt-4o"]
     assert stack.chat_requests(broken), "the primary was tried first"
+
+
+@pytest.mark.parametrize(
+    ("error", "expected", "status"),
+    [
+        (InvalidRequest("bad"), litellm.BadRequestError, 400),
+        (PayloadTooLarge("big"), litellm.BadRequestError, 413),
+        (InsufficientBalance("broke"), PaymentRequiredError, 402),
+        (PermissionDenied("no"), litellm.PermissionDeniedError, 403),
+        (ModelNotFound("gone"), litellm.NotFoundError, 404),
+        (UpstreamError("odd"), litellm.BadGatewayError, 502),
+        (UpstreamTimeout("slow"), litellm.Timeout, 504),
+        (Conflict("twice"), litellm.InternalServerError, 409),
+    ],
+)
+def test_every_relay_error_has_a_litellm_type(
+    error: RelayError, expected: type[Exception], status: int
+) -> None:
+    mapped = as_litellm(error, "gpt-4o", "http://127.0.0.1:1")
+    assert type(mapped) is expected
+    assert mapped.status_code == status  # type: ignore[attr-defined]
+
+
+def test_rate_limit_carries_retry_after() -> None:
+    mapped = as_litellm(RateLimited("slow down", retry_after=7.2), "gpt-4o", "http://127.0.0.1:1")
+    assert isinstance(mapped, litellm.RateLimitError)
+    assert mapped.response.headers["retry-after"] == "7"
