@@ -5,6 +5,9 @@ attachments, tool-call emulation, JSON formats with repairs, usage from 1min.ai'
 ``:online`` web search, image generation), so LiteLLM users get what relay clients get.
 Only the gateway differs: :class:`Unmetered` admits every caller with their own 1min.ai
 key and records nothing, because there is no operator, ledger or rate limit in-process.
+Standing in for the gateway, rather than driving a second copy of the pipeline's steps, keeps
+one place where a chat request is prepared, answered and repaired: the provider cannot drift
+from the relay.
 
 Sessions are per loop because an aiohttp session belongs to the loop that opened it:
 
@@ -44,7 +47,6 @@ from onemin_relay.upstream import ModelCatalog, OneMinClient
 from onemin_relay.upstream.features import FeatureClient
 
 T = TypeVar("T")
-SURFACE = "litellm"
 
 
 class Unmetered(Gateway):
