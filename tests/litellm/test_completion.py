@@ -10,6 +10,7 @@ from typing import Any
 import litellm
 import pytest
 
+import onemin_relay.litellm as one_min
 from tests.conftest import PNG_1X1, Stack
 from tests.litellm.conftest import HELLO
 
@@ -129,3 +130,21 @@ def test_image_generation(stack: Stack, api_key: str) -> None:
     )
     assert response.data and response.data[0].url
     assert response.data[0].url.startswith(stack.emulator_url)
+
+
+async def test_aimage_generation_as_base64(stack: Stack, api_key: str) -> None:
+    try:
+        response = await litellm.aimage_generation(
+            model="one_min/dall-e-3",
+            prompt="a lighthouse",
+            # LiteLLM drops OpenAI's image parameters for a custom provider; extra_body is kept
+            extra_body={"response_format": "b64_json", "size": "1792x1024"},
+            api_key=api_key,
+            api_base=stack.emulator_url,
+        )
+    finally:
+        await one_min.aclose()
+    assert response.data and response.data[0].b64_json
+    assert response.data[0].url is None
+    (call,) = [r for r in stack.upstream_requests(api_key) if r["path"] == "/api/features"]
+    assert call["body"]["promptObject"]["size"] == "1792x1024"

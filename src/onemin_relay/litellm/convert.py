@@ -87,8 +87,11 @@ def chat_request(model: str, messages: list[Any], optional_params: dict[str, Any
 
 
 def image_request(model: str, prompt: str, optional_params: dict[str, Any]) -> ImageRequest:
+    """The core image request. LiteLLM hands a custom provider none of OpenAI's image
+    parameters (``size``, ``n``, …) but does pass ``extra_body``, so they are read there."""
+    given = {**optional_params, **(optional_params.get("extra_body") or {})}
     body: dict[str, Any] = {"model": model, "prompt": prompt}
-    body.update({k: optional_params[k] for k in IMAGE_PARAMETERS if k in optional_params})
+    body.update({k: given[k] for k in IMAGE_PARAMETERS if k in given})
     return openai_images.parse_object(body)
 
 
