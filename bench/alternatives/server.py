@@ -27,20 +27,29 @@ from bench.procs import Fleet, Proc, cpu_seconds, wait_ready
 
 REPO = Path(__file__).resolve().parents[2]
 SERVERS = ("aiohttp.web", "granian-asgi", "granian-rsgi", "relay")
-LOADS = ((False, 1), (False, 64), (True, 1), (True, 64))
+LOADS = {"json1": (False, 1), "json64": (False, 64), "sse1": (True, 1), "sse64": (True, 64)}
 HANGUPS = 8
 VERSIONS = ("aiohttp", "granian", "pyreqwest", "uvloop")
 
 
 def start(fleet: Fleet, candidate: str, cpus: str, emulator_port: int) -> tuple[Proc, int]:
-    """``candidate`` is ``server+upstream`` (``relay`` alone: it has its own client)."""
-    server, _, upstream = candidate.partition("+")
+    """``candidate`` is ``server[/variant…]+upstream`` (``relay`` alone: it has its own
+    client). Variants: ``unguarded`` (no hang-up watch in the ASGI/RSGI handler),
+    ``rust-tasks`` (granian's ``--task-impl rust``), ``unpinned`` (every CPU)."""
+    spec, _, upstream = candidate.partition("+")
+    server, *variants = spec.split("/")
+    unknown = set(variants) - {"unguarded", "rust-tasks", "unpinned"}
+    if unknown:
+        raise SystemExit(f"unknown variants {sorted(unknown)} in {candidate}")
+    if "unpinned" in variants:
+        cpus = ",".join(str(c) for c in stack.cpu_list())
     if server == "relay":
         return stack.start_relay(fleet, "relay", cpus, emulator_port)
     port = stack.free_port()
     env = {
         "BENCH_UPSTREAM_URL": f"http://127.0.0.1:{emulator_port}",
         "BENCH_UPSTREAM": upstream,
+        "BENCH_HANGUP_GUARD": "0" if "unguarded" in variants else "1",
         "PYTHONPATH": str(REPO),
     }
     if server == "aiohttp.web":
@@ -51,8 +60,10 @@ def start(fleet: Fleet, candidate: str, cpus: str, emulator_port: int) -> tuple[
         argv = [str(stack.BIN / "granian"), "--interface", interface, "--port", str(port)]
         argv += ["--host", "127.0.0.1", "--workers", "1", "--runtime-threads", "1"]
         argv += ["--loop", "uvloop", "--no-ws", f"bench.alternatives.apps:{interface}"]
+        if "rust-tasks" in variants:
+            argv += ["--task-impl", "rust"]
         marker = "Listening at"
-    proc = fleet.start(candidate, argv, cpus, env)
+    proc = fleet.start(candidate.replace("/", "-"), argv, cpus, env)
     wait_ready(proc, f"http://127.0.0.1:{port}/healthz", marker)
     return proc, port
 
@@ -129,7 +140,7 @@ def measure(
                 checks.append([name, check_hangup(proc, port, emulator_port, streaming)])
             for streaming, connections in ((False, 64), (True, 64)):  # warm-up
                 load(proc, port, streaming, connections, args, fleet.log_dir)
-        for streaming, connections in LOADS:
+        for streaming, connections in (LOADS[name] for name in args.only.split(",")):
             runs: dict[str, list[dict[str, float]]] = {name: [] for name in candidates}
             for name in common.rotation(candidates, args.reps):
                 proc, port = servers[name]
@@ -144,8 +155,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m bench.alternatives.server", description=__doc__
     )
-    parser.add_argument("--servers", default=",".join(SERVERS))
+    parser.add_argument(
+        "--servers",
+        default=",".join(SERVERS),
+        help="servers, each with optional /unguarded, /rust-tasks, /unpinned",
+    )
     parser.add_argument("--upstreams", default="aiohttp", help="aiohttp and/or pyreqwest")
+    parser.add_argument("--only", default=",".join(LOADS), help="loads: " + ",".join(LOADS))
     parser.add_argument("--reps", type=int, default=3, help="repetitions per measurement")
     parser.add_argument("--duration", type=float, default=3.0, help="seconds per wrk run")
     args = parser.parse_args(argv)
