@@ -99,7 +99,9 @@ class Settings:
 
     # client-facing limits
     max_connections: int = 4096  # open client connections per process (0 = no cap)
-    max_connections_per_ip: int = 256  # per peer address; trusted proxies only count in total
+    # per peer address, above an SDK client's pool (1,000) and ip_max_in_flight, so a burst
+    # meets the in-flight limit's 429 first; trusted proxies count only in the total
+    max_connections_per_ip: int = 1024
     max_body_bytes: int = 32 * 1024 * 1024
     write_timeout: float = 60.0
     header_timeout: float = 10.0  # for a new connection's first request line and headers
