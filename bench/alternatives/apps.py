@@ -27,7 +27,7 @@ import msgspec
 import orjson
 from aiohttp import web
 
-from bench.alternatives.upstreams import AiohttpUpstream, PyreqwestUpstream, make
+from bench.alternatives.upstreams import Upstream, make
 from onemin_relay.core.types import TextDelta
 from onemin_relay.settings import Settings
 from onemin_relay.upstream.client import ChatCall
@@ -51,10 +51,10 @@ class _ChatBody(msgspec.Struct):
 
 
 _decode = msgspec.json.Decoder(_ChatBody).decode
-_upstream: AiohttpUpstream | PyreqwestUpstream | None = None
+_upstream: Upstream | None = None
 
 
-def upstream() -> AiohttpUpstream | PyreqwestUpstream:
+def upstream() -> Upstream:
     """One client per process, made inside the running loop on first use."""
     global _upstream
     if _upstream is None:

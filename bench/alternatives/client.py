@@ -1,11 +1,12 @@
-"""aiohttp's client against pyreqwest for the relay's upstream calls, on the emulator.
+"""aiohttp's client against pyreqwest and pyqwest for the relay's upstream calls, on the emulator.
 
-    python -m bench.alternatives.client [--requests 2000] [--streams 500] [--reps 3]
+    python -m bench.alternatives.client [--clients aiohttp,pyreqwest,pyqwest]
+                                        [--requests 2000] [--streams 500] [--reps 3]
 
 This process (the client under test) runs on the first CPU, the emulator on the others. For
 each client, call kind (JSON chat; SSE chat of 20 deltas read through the relay's stream
 parser) and concurrency (1, 64) it makes a fixed number of calls and reports the CPU this
-process used per call (``time.process_time``, all threads: pyreqwest's Tokio thread
+process used per call (``time.process_time``, all threads: the Rust clients' Tokio threads
 included), calls/s and p50/p99 latency; medians over repetitions run in rotated order.
 CPU per call is the robust figure on a shared machine; calls/s and latency move with
 whatever else runs. Before the load it checks that each client keeps the relay's rules:
@@ -25,28 +26,27 @@ import time
 from collections.abc import Awaitable, Callable
 
 from bench.alternatives import common
-from bench.alternatives.upstreams import NAMES, AiohttpUpstream, PyreqwestUpstream, make
+from bench.alternatives.upstreams import NAMES, Upstream, make
 from onemin_relay.core.errors import UpstreamTimeout
 from onemin_relay.core.types import TextDelta
 from onemin_relay.settings import Settings
 from onemin_relay.upstream.client import ChatCall
 
-Client = AiohttpUpstream | PyreqwestUpstream
 CALL = ChatCall(model="gpt-4o-mini", prompt="Write twenty words about a gateway.")
 DELTAS = 20
 CONCURRENCY = (1, 64)
 DEADLINE = 60.0  # seconds per measured run, whatever its count
 CANCELLED_CALLS = 8
-VERSIONS = ("aiohttp", "pyreqwest", "uvloop", "msgspec")
+VERSIONS = ("aiohttp", "pyreqwest", "pyqwest", "uvloop", "msgspec")
 
 
-async def chat_once(client: Client, key: str = common.FAST_KEY) -> None:
+async def chat_once(client: Upstream, key: str = common.FAST_KEY) -> None:
     record = await client.chat(CALL, key)
     if not record.text:
         raise RuntimeError("empty reply")
 
 
-async def stream_once(client: Client, key: str = common.FAST_KEY) -> int:
+async def stream_once(client: Upstream, key: str = common.FAST_KEY) -> int:
     deltas = 0
     async with client.stream_chat(CALL, key) as events:
         async for event in events:
@@ -160,9 +160,9 @@ async def check_pool(name: str, base: str, port: int) -> str:
     return f"connections after 640 calls at c=64: {first}, after 640 more: {second}"
 
 
-async def checks(base: str, port: int) -> list[list[str]]:
+async def checks(base: str, port: int, names: list[str]) -> list[list[str]]:
     rows = []
-    for name in NAMES:
+    for name in names:
         found = await check_timeouts(name, base)
         for streaming in (True, False):
             found.append(await check_cancel(name, base, port, streaming))
@@ -175,7 +175,8 @@ async def checks(base: str, port: int) -> list[list[str]]:
 
 
 async def measure(base: str, args: argparse.Namespace) -> list[list[str]]:
-    clients = {name: make(name, Settings(upstream_url=base)) for name in NAMES}
+    names = args.clients
+    clients = {name: make(name, Settings(upstream_url=base)) for name in names}
     rows: list[list[str]] = []
     try:
         for client in clients.values():  # warm-up: fill the pools, import lazily loaded code
@@ -183,14 +184,14 @@ async def measure(base: str, args: argparse.Namespace) -> list[list[str]]:
             await run_load(functools.partial(stream_once, client), 200, 64)
         gc.collect()
         gc.freeze()  # as the relay does after start-up
-        calls: tuple[tuple[str, int, Callable[[Client], Awaitable[object]]], ...] = (
+        calls: tuple[tuple[str, int, Callable[[Upstream], Awaitable[object]]], ...] = (
             ("JSON chat", args.requests, chat_once),
             ("SSE chat, 20 deltas", args.streams, stream_once),
         )
         for kind, count, once in calls:
             for concurrency in CONCURRENCY:
-                runs: dict[str, list[dict[str, float]]] = {name: [] for name in NAMES}
-                for name in common.rotation(NAMES, args.reps):
+                runs: dict[str, list[dict[str, float]]] = {name: [] for name in names}
+                for name in common.rotation(names, args.reps):
                     call = functools.partial(once, clients[name])
                     result = await run_load(call, count, concurrency)
                     runs[name].append(result)
@@ -203,7 +204,7 @@ async def measure(base: str, args: argparse.Namespace) -> list[list[str]]:
 
 async def _main(args: argparse.Namespace, port: int) -> tuple[list[list[str]], list[list[str]]]:
     base = f"http://127.0.0.1:{port}"
-    found = await checks(base, port)
+    found = await checks(base, port, args.clients)
     return found, await measure(base, args)
 
 
@@ -214,8 +215,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--requests", type=int, default=2000, help="JSON calls per run")
     parser.add_argument("--streams", type=int, default=500, help="SSE calls per run")
     parser.add_argument("--reps", type=int, default=3, help="repetitions per measurement")
+    parser.add_argument("--clients", default=",".join(NAMES), help="of " + ",".join(NAMES))
     args = parser.parse_args(argv)
-    common.require("pyreqwest")
+    args.clients = args.clients.split(",")
+    common.require(*(name for name in args.clients if name != "aiohttp"))
     import uvloop
 
     mine, others = common.cpu_layout()
@@ -223,7 +226,7 @@ def main(argv: list[str] | None = None) -> int:
         os.sched_setaffinity(0, {int(mine)})
         found, rows = uvloop.run(_main(args, port))
         noise = common.machine_line(background)
-    print(f"# Upstream client: aiohttp vs pyreqwest\n\n{common.versions(*VERSIONS)}; {noise}\n")
+    print(f"# Upstream clients\n\n{common.versions(*VERSIONS)}; {noise}\n")
     print(f"Client CPU {mine}, emulator CPU {others}; medians of {args.reps} runs\n")
     header = ["call", "c", "client", "CPU µs/call (every run)", "calls/s", "p50 ms", "p99 ms"]
     print(common.markdown(header, rows) + "\n")
