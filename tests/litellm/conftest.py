@@ -31,7 +31,8 @@ def ask(stack: Stack, api_key: str) -> Callable[..., Any]:
     def call(**kwargs: Any) -> Any:
         kwargs.setdefault("model", "one_min/gpt-4o-mini")
         kwargs.setdefault("messages", HELLO)
-        return litellm.completion(api_key=api_key, api_base=stack.emulator_url, **kwargs)
+        kwargs.setdefault("api_base", stack.emulator_url)
+        return litellm.completion(api_key=api_key, **kwargs)
 
     return call
 
@@ -43,7 +44,8 @@ async def aask(stack: Stack, api_key: str) -> AsyncIterator[Callable[..., Any]]:
     async def call(**kwargs: Any) -> Any:
         kwargs.setdefault("model", "one_min/gpt-4o-mini")
         kwargs.setdefault("messages", HELLO)
-        return await litellm.acompletion(api_key=api_key, api_base=stack.emulator_url, **kwargs)
+        kwargs.setdefault("api_base", stack.emulator_url)
+        return await litellm.acompletion(api_key=api_key, **kwargs)
 
     yield call
     await one_min.aclose()

@@ -62,6 +62,11 @@ def test_no_key_is_an_authentication_error(stack: Stack, monkeypatch: pytest.Mon
         )
 
 
+def test_a_base_url_that_is_not_http_is_a_bad_request(ask: Asker) -> None:
+    with pytest.raises(litellm.BadRequestError, match="ONEMIN_UPSTREAM_URL must be an http"):
+        ask(api_base="ftp://127.0.0.1:1")
+
+
 def test_slow_upstream_is_a_timeout(ask: Asker, stack: Stack, api_key: str) -> None:
     stack.set_faults(api_key, latency_ms=2000)
     with pytest.raises(litellm.Timeout):

@@ -31,7 +31,7 @@ from typing import Any, TypeVar
 import aiohttp
 
 from onemin_relay import __version__
-from onemin_relay.core.errors import AuthenticationFailed
+from onemin_relay.core.errors import AuthenticationFailed, InvalidRequest
 from onemin_relay.core.types import Caller
 from onemin_relay.features import Features
 from onemin_relay.gateway.keys import KeyRecord
@@ -42,7 +42,7 @@ from onemin_relay.gateway.policy import Gateway, Grant, HoldEstimate, Mode, Spen
 from onemin_relay.gateway.sqlite_store import SqliteStore
 from onemin_relay.media import GuardedResolver, ImageFetcher
 from onemin_relay.pipeline import Pipeline
-from onemin_relay.settings import Settings
+from onemin_relay.settings import Settings, SettingsError
 from onemin_relay.upstream import ModelCatalog, OneMinClient
 from onemin_relay.upstream.features import FeatureClient
 
@@ -125,11 +125,15 @@ class Engine:
 
 
 def settings_for(api_base: str | None) -> Settings:
-    """``ONEMIN_*`` settings, with ``api_base`` (when given) as the upstream and asset URL."""
-    if not api_base:
-        return Settings.from_env()
-    base = api_base.rstrip("/")
-    return Settings.from_env(upstream_url=base, asset_url=base)
+    """``ONEMIN_*`` settings, with ``api_base`` (when given) as the upstream and asset URL;
+    a value they refuse is the caller's bad request."""
+    base = api_base.rstrip("/") if api_base else None
+    try:
+        if base is None:
+            return Settings.from_env()
+        return Settings.from_env(upstream_url=base, asset_url=base)
+    except SettingsError as exc:
+        raise InvalidRequest(f"cannot call 1min.ai: {exc}", param="api_base") from None
 
 
 class Engines:
