@@ -35,6 +35,7 @@ from onemin_relay.settings import Settings
 from onemin_relay.shared_state import SharedState, shared_state
 from onemin_relay.surfaces import (
     anthropic,
+    feedback,
     gemini,
     key_state,
     openai_audio,
@@ -107,6 +108,7 @@ def create_app(
     openai_audio.add_routes(app)
     openai_embeddings.add_routes(app)
     key_state.add_routes(app)
+    feedback.add_routes(app)
     add_relay_key_paths(app)
     app.on_response_prepare.append(_request_id_header)
     app.on_response_prepare.append(_route_header)
@@ -171,6 +173,7 @@ def _resources(
             try:
                 yield
             finally:
+                await app[PIPELINE].learning.shadows.stop()
                 await fetch_session.close()
                 await upstream_session.close()
 

@@ -51,6 +51,7 @@ from onemin_relay.gateway.metering import StreamMeter
 from onemin_relay.gateway.policy import Gateway
 from onemin_relay.gateway.routing import AttemptFailed, RoutePlan, Router, first_events
 from onemin_relay.gateway.routing_config import RouteBook
+from onemin_relay.learning import Learning, answer_id
 from onemin_relay.media import ImageFetcher, Media, decode_data_uri
 from onemin_relay.settings import Settings
 from onemin_relay.upstream import RECORDS, Asset, ChatCall, ModelCatalog, OneMinClient
@@ -90,10 +91,12 @@ class Pipeline:
         self._gateway = gateway
         self._billing = ChatBilling(gateway, settings)
         self._answers = Answerer(client, settings)
+        self.learning = Learning(client, self._answers, gateway, settings)
         self._router = Router(
             routes or RouteBook(),
             catalog.get,
-            self._project_of,
+            self.project_of,
+            self.learning.tallies,
             max_attempts=settings.fallback_attempts,
             deadline=settings.fallback_deadline,
         )
@@ -108,7 +111,7 @@ class Pipeline:
                 route, lambda name, _: self._answer(request, caller, route, name)
             )
         return ChatResult(
-            id=unique_id(),
+            id=unique_id() if route is None else answer_id(caller),
             model=request.model if route is None else route.used,
             text=answer.text,
             finish_reason=answer.reason,
@@ -150,6 +153,8 @@ class Pipeline:
         except BaseException as exc:
             _failed(bill.failed(exc), exc, route)
         bill.settled(200, answer.usage, answer.text, answer.calls)
+        if route is not None:
+            self.learning.after(route, plan, answer, bill.grant.request_id)
         return answer
 
     async def _open(
@@ -182,7 +187,8 @@ class Pipeline:
             await stack.aclose()
             _failed(bill.failed(exc, meter.partial_usage()), exc, route)
         shown = request.model if route is None else plan.call.model
-        stream = ChatStream(unique_id(), shown, int(time.time()), events, plan.call)
+        stream_id = unique_id() if route is None else answer_id(caller)
+        stream = ChatStream(stream_id, shown, int(time.time()), events, plan.call)
         return _Opened(stream, bill, meter, stack)
 
     @property
@@ -203,7 +209,7 @@ class Pipeline:
             raise ModelNotFound(f"the model {model_id!r} does not exist", param="model")
         return info, int(catalog.fetched_at)
 
-    async def _project_of(self, caller: Caller) -> str | None:
+    async def project_of(self, caller: Caller) -> str | None:
         """The project an alias is routed for: the gateway key's (BYOK: the default)."""
         _, key, _ = await self._gateway.identify(caller)
         return key.project if key is not None else None

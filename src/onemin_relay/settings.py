@@ -96,6 +96,12 @@ class Settings:
     routes_file: str | None = None
     fallback_attempts: int = 3
     fallback_deadline: float = 30.0
+    # learning: the share of routed requests replayed on the other side (0 = off; needs
+    # ONEMIN_API_KEY, which pays), how many run at once, how many may wait, and the judge
+    shadow_rate: float = 0.0
+    shadow_concurrency: int = 2
+    shadow_queue: int = 100
+    judge_model: str = "gpt-4o"
 
     # client-facing limits
     max_connections: int = 4096  # open client connections per process (0 = no cap)
@@ -150,6 +156,12 @@ class Settings:
         self.trusted_proxy_networks  # noqa: B018  (a malformed address fails here)
         if self.hold_lease < 2 * self.sweep_interval:
             raise SettingsError(f"{_PREFIX}HOLD_LEASE must be at least twice SWEEP_INTERVAL")
+        if not 0 <= self.shadow_rate <= 1:
+            raise SettingsError(f"{_PREFIX}SHADOW_RATE must be between 0 and 1")
+        if self.shadow_rate > 0 and not self.api_key:
+            raise SettingsError(f"{_PREFIX}SHADOW_RATE needs ONEMIN_API_KEY, which pays for them")
+        if self.shadow_concurrency < 1 or self.shadow_queue < 1:
+            raise SettingsError(f"{_PREFIX}SHADOW_CONCURRENCY and _QUEUE must be positive")
         if self.fallback_attempts < 1 or self.fallback_deadline <= 0:
             raise SettingsError(f"{_PREFIX}FALLBACK_ATTEMPTS and _DEADLINE must be positive")
         for name in ("upstream_retries", "structured_retries", "tool_repair_retries"):

@@ -53,5 +53,8 @@ async def test_routed_ledger_rows_keep_their_route(store: Store) -> None:
     ]
     assert [r.route for r in await store.ledger(None, 10)].count(account) == 2
     usage = await store.routed_usage(NOW - 1)
-    assert usage == [(account, "dear", 10, 20, 30, 502), (account, "cheap", 10, 20, 30, 200)]
+    assert usage == [
+        (account, "dear", 10, 20, 30, 502, "byok"),
+        (account, "cheap", 10, 20, 30, 200, "byok"),
+    ]
     assert await store.migrate() == len(MIGRATIONS)

@@ -88,7 +88,7 @@ def test_routes_show_prints_models_evidence_and_the_saving(tmp_path: Path, stack
     usd = credits_to_nanos(saved, Settings().credits_per_usd) / 1e9
     assert data["savings"] == [
         {"route": "onemin/cost-saver", "requests": 1, "by_candidates": 1,
-         "saved_credits": saved, "saved_usd": usd}
+         "saved_credits": saved, "saved_usd": usd, "shadow_credits": 0, "shadow_usd": 0.0}
     ]  # fmt: skip
     table = routes_show(tmp_path, stack.emulator_url).stdout
     assert "open-mistral-nemo" in table and "yes" in table and "onemin/cost-saver" in table

@@ -82,6 +82,7 @@ def _payload(
                 "saved_usd": credits_to_nanos(s.saved_credits, rate) / NANOS_PER_USD
                 if priced
                 else None,
+                "shadow_usd": credits_to_nanos(s.shadow_credits, rate) / NANOS_PER_USD,
             }
             for s in saved
         ],
@@ -106,9 +107,8 @@ def _tables(payload: dict[str, Any]) -> list[Table | str]:
         )
     if not payload["savings"]:
         return [models, "No routed requests in this period."]
-    saved = tables._table(
-        "route", "requests", "by candidates", "saved", right=("requests", "by candidates", "saved")
-    )
+    figures = ("requests", "by candidates", "saved", "shadow spend")
+    saved = tables._table("route", *figures, right=figures)
     for row in payload["savings"]:
         usd = row["saved_usd"]
         saved.add_row(
@@ -116,6 +116,7 @@ def _tables(payload: dict[str, Any]) -> list[Table | str]:
             str(row["requests"]),
             str(row["by_candidates"]),
             "unknown (no catalog)" if usd is None else format_usd(usd),
+            format_usd(row["shadow_usd"]),
         )
     return [models, saved]
 

@@ -74,21 +74,25 @@ class EvidenceReads:
         return [EvidenceRow(p, r, k, c, Tally(g, t, n)) for p, r, k, c, g, t, n in typed]
 
     async def routed_rows(self, request_id: str) -> list[tuple[str | None, str | None, int]]:
-        """(project, route account, status) of each routed ledger row of a request."""
-        sql = "SELECT project, route, status FROM ledger WHERE request_id = {p} ORDER BY at"
+        """(project, route account, status) of each routed ledger row of a request (its
+        attempts; not the shadow runs it caused)."""
+        sql = (
+            "SELECT project, route, status FROM ledger WHERE request_id = {p} "
+            "AND mode <> 'shadow' ORDER BY at"
+        )
         rows = await self._rows((self._sql(sql), [request_id]))
         typed = msgspec.convert(rows, list[tuple[str | None, str | None, int]])
         return [row for row in typed if row[1] is not None]
 
-    async def routed_usage(self, since: float) -> list[tuple[str, str, int, int, int, int]]:
-        """(route account, upstream model, input tokens, output tokens, credits, status) of
-        every routed call since ``since``."""
+    async def routed_usage(self, since: float) -> list[tuple[str, str, int, int, int, int, str]]:
+        """(route account, upstream model, input tokens, output tokens, credits, status,
+        mode) of every routed call and shadow run since ``since``."""
         sql = (
-            "SELECT route, upstream_model, input_tokens, output_tokens, credits, status "
+            "SELECT route, upstream_model, input_tokens, output_tokens, credits, status, mode "
             "FROM ledger WHERE route IS NOT NULL AND at >= {p} ORDER BY at"
         )
         rows = await self._rows((self._sql(sql), [since]))
-        return msgspec.convert(rows, list[tuple[str, str, int, int, int, int]])
+        return msgspec.convert(rows, list[tuple[str, str, int, int, int, int, str]])
 
     def _sql(self, sql: str) -> str:
         return _numbered(self._traces.dialect, sql)

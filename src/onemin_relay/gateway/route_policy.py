@@ -11,6 +11,7 @@ moves back on the next decision.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Mapping, Sequence
 from statistics import NormalDist
@@ -55,12 +56,17 @@ def wilson_lower(good: float, total: float, confidence: float) -> float:
     """The lower bound of the one-sided Wilson score interval for ``good`` of ``total``."""
     if total <= 0:
         return 0.0
-    z = NormalDist().inv_cdf(confidence)
+    z = _z(confidence)
     p = min(1.0, max(0.0, good / total))
     z2 = z * z
     centre = p + z2 / (2 * total)
     spread = z * math.sqrt(p * (1 - p) / total + z2 / (4 * total * total))
     return max(0.0, (centre - spread) / (1 + z2 / total))
+
+
+@functools.lru_cache(maxsize=16)
+def _z(confidence: float) -> float:
+    return NormalDist().inv_cdf(confidence)
 
 
 def qualifies(tally: Tally, floor: Floor) -> bool:

@@ -19,7 +19,7 @@ from onemin_relay.gateway.route_policy import Floor, qualifies, wilson_lower
 from onemin_relay.gateway.routing import Catalog, parse_account, resolve_route
 from onemin_relay.gateway.routing_config import ROUTE_NAMES, RouteBook
 
-UsageRow = tuple[str, str, int, int, int, int]  # route, model, in, out, credits, status
+UsageRow = tuple[str, str, int, int, int, int, str]  # route, model, in, out, credits, status, mode
 
 
 class ModelLine(msgspec.Struct, frozen=True):
@@ -40,7 +40,8 @@ class Saving(msgspec.Struct, frozen=True):
     route: str
     requests: int  # routed calls that answered
     by_candidates: int  # of which a cheaper candidate answered
-    saved_credits: int
+    saved_credits: int  # against the incumbents, before shadow spend
+    shadow_credits: int  # what shadow runs and the judge cost the operator
 
 
 def model_lines(
@@ -90,14 +91,20 @@ def _evidence_line(project: str, label: str, row: EvidenceRow, floor: Floor) -> 
 
 
 def savings(usage: Iterable[UsageRow], catalog: Catalog | None) -> list[Saving]:
-    """Per route: routed calls that answered, how many a candidate answered, and the credits
-    saved against each call's incumbent (0 where the catalog is unknown)."""
+    """Per route: routed calls that answered, how many a candidate answered, the credits
+    saved against each call's incumbent (0 where the catalog is unknown), and the credits
+    shadow runs cost."""
     totals: dict[str, list[int]] = {}
-    for account, model, tokens_in, tokens_out, credits, status in usage:
+    for account, model, tokens_in, tokens_out, credits, status, mode in usage:
         fields = parse_account(account)
-        if status >= 400 or not fields.get("route", "").startswith("onemin/"):
+        if not fields.get("route", "").startswith("onemin/"):
             continue
-        entry = totals.setdefault(fields["route"], [0, 0, 0])
+        entry = totals.setdefault(fields["route"], [0, 0, 0, 0])
+        if mode == "shadow":
+            entry[3] += credits
+            continue
+        if status >= 400:
+            continue
         entry[0] += 1
         incumbent = fields.get("incumbent")
         if incumbent is None or model == incumbent:

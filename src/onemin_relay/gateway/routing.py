@@ -97,6 +97,7 @@ class RoutePlan(msgspec.Struct):
     project: str = DEFAULT_PROJECT
     kind: Kind = "chat"
     incumbent: str | None = None
+    candidates: tuple[str, ...] = ()  # the route's, cheapest first
     tried: list[str] = []  # models that failed, in order
     used: str = ""  # the model of the latest attempt
 
@@ -112,9 +113,9 @@ class RoutePlan(msgspec.Struct):
         """``x-onemin-route``: route, the model used, why, and how much evidence stood
         behind the choice (no key, no prompt)."""
         reason = f"fallback after {','.join(self.tried)}" if self.tried else self.reason
-        return f"route={self.label}; model={used}; reason={reason}; evidence={self.evidence}" + (
-            f"; incumbent={self.incumbent}" if self.incumbent else ""
-        )
+        text = f"route={self.label}; model={used}; reason={reason}; evidence={self.evidence}"
+        text += f"; kind={self.kind}"
+        return text + (f"; incumbent={self.incumbent}" if self.incumbent else "")
 
 
 def parse_account(text: str) -> dict[str, str]:
@@ -196,6 +197,7 @@ class Router:
             project=project,
             kind=kind,
             incumbent=models.incumbent,
+            candidates=models.candidates,
         )
 
     async def route_models(self, project: str, route: Route) -> RouteModels:

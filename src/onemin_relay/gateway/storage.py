@@ -250,8 +250,8 @@ class Store(Protocol):
         """(project, route account, status) of each routed ledger row of a request."""
         ...
 
-    async def routed_usage(self, since: float) -> list[tuple[str, str, int, int, int, int]]:
-        """(route, upstream model, input, output tokens, credits, status) since ``since``."""
+    async def routed_usage(self, since: float) -> list[tuple[str, str, int, int, int, int, str]]:
+        """(route, upstream model, input, output tokens, credits, status, mode) since then."""
         ...
 
     async def purge_traces(self, before: float) -> int:
