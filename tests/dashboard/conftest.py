@@ -1,4 +1,4 @@
-"""A relay with the dashboard on, and one headless Chromium (Debian's) shared by every test.
+"""A relay with the dashboard on, and one headless Chromium (Debian's) shared by a module's tests.
 
 Playwright drives the system browser (``executable_path``), so nothing is downloaded; each
 test gets a fresh browser context (its own cookies). Screenshots of every page land in
@@ -25,7 +25,9 @@ def relay(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Relay]:
     yield from serve(tmp_path_factory.mktemp("dashboard-data"), admin_token=TOKEN)
 
 
-@pytest.fixture(scope="session")
+# Module-wide, not session-wide: Playwright's sync API keeps an event loop running in the main
+# thread while it is open, and pytest-asyncio's tests in later modules could not run theirs.
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
     chromium = shutil.which("chromium")
     if chromium is None:
