@@ -49,7 +49,7 @@ from onemin_relay.gateway.chat_billing import ChatBill, ChatBilling, Sent
 from onemin_relay.gateway.keys import KeyRecord
 from onemin_relay.gateway.metering import StreamMeter
 from onemin_relay.gateway.policy import Gateway
-from onemin_relay.gateway.routing import AttemptFailed, RoutePlan, Router, first_events
+from onemin_relay.gateway.routing import RoutePlan, Router, attempt_failed, first_events
 from onemin_relay.gateway.routing_config import RouteBook
 from onemin_relay.learning import Learning, answer_id
 from onemin_relay.media import ImageFetcher, Media, decode_data_uri
@@ -151,7 +151,7 @@ class Pipeline:
         try:
             answer = await self._answers.complete(plan)
         except BaseException as exc:
-            _failed(bill.failed(exc), exc, route)
+            attempt_failed(bill.failed(exc), exc, route)
         bill.settled(200, answer.usage, answer.text, answer.calls)
         if route is not None:
             self.learning.after(route, plan, answer, bill.grant.request_id)
@@ -185,7 +185,7 @@ class Pipeline:
                 events = meter.outcome(events)
         except BaseException as exc:
             await stack.aclose()
-            _failed(bill.failed(exc, meter.partial_usage()), exc, route)
+            attempt_failed(bill.failed(exc, meter.partial_usage()), exc, route)
         shown = request.model if route is None else plan.call.model
         stream_id = unique_id() if route is None else answer_id(caller)
         stream = ChatStream(stream_id, shown, int(time.time()), events, plan.call)
@@ -251,7 +251,7 @@ class Pipeline:
         try:
             info = await self._model_info(name)
         except ModelNotFound as exc:
-            _failed(exc, exc, route)
+            attempt_failed(exc, exc, route)
         model = info.id if info is not None else name
         if flat.images and info is not None and not info.vision:
             raise UnsupportedModel(f"model {model!r} does not accept images", param="model")
@@ -368,14 +368,6 @@ class _Opened(msgspec.Struct):
     bill: ChatBill
     meter: StreamMeter
     stack: AsyncExitStack
-
-
-def _failed(seen: BaseException, exc: BaseException, route: RoutePlan | None) -> NoReturn:
-    """An attempt failed (and is settled): for a routed request, say so to the router,
-    which may try the next model; else raise what the client should see."""
-    if route is not None and isinstance(exc, Exception):
-        raise AttemptFailed(seen, exc)
-    _reraise(seen, exc)
 
 
 def _reraise(seen: BaseException, exc: BaseException) -> NoReturn:

@@ -21,7 +21,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, AsyncExitStack
 from contextvars import ContextVar
-from typing import Literal, Protocol, TypeAlias, TypeVar
+from typing import Literal, NoReturn, Protocol, TypeAlias, TypeVar
 
 import msgspec
 
@@ -81,10 +81,19 @@ class AttemptFailed(Exception):
         self.seen = seen
         self.cause = cause
 
-    def reraise(self) -> None:
+    def reraise(self) -> NoReturn:
         if self.seen is self.cause:
             raise self.cause
         raise self.seen from self.cause
+
+
+def attempt_failed(seen: BaseException, exc: BaseException, route: RoutePlan | None) -> NoReturn:
+    """An attempt failed (and is settled): for a routed request, say so to the router,
+    which may try the next model; else raise what the client should see."""
+    failed = AttemptFailed(seen, exc)
+    if route is not None and isinstance(exc, Exception):
+        raise failed
+    failed.reraise()
 
 
 class RoutePlan(msgspec.Struct):
