@@ -3,12 +3,14 @@ is set aside without holding up the others, and drain writes what is queued."""
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 from pathlib import Path
 
 import msgspec
 import pytest
 
+from onemin_relay.gateway import ledger
 from onemin_relay.gateway.ledger import LedgerFull, LedgerWriter
 from onemin_relay.gateway.sqlite_store import SqliteStore
 from onemin_relay.gateway.storage import LedgerRow, Settlement
@@ -82,3 +84,50 @@ async def test_no_slot_left_fails_closed(tmp_path: Path) -> None:
     writer.take_slot()
     with pytest.raises(LedgerFull):
         writer.take_slot()
+
+
+class Gated(SqliteStore):
+    """Records each batch's request ids; a batch waits for ``gate`` before it is written."""
+
+    def __init__(self, path: str) -> None:
+        super().__init__(path)
+        self.batches: list[list[str]] = []
+        self.gate = asyncio.Event()
+        self.started = asyncio.Event()
+        self.done = asyncio.Event()
+
+    async def settle(self, batch: list[Settlement]) -> None:
+        self.batches.append([item.row.request_id for item in batch])
+        self.started.set()
+        await self.gate.wait()
+        await super().settle(batch)
+        self.done.set()
+
+
+async def test_rows_arriving_after_a_write_gather_into_one_batch(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each batch gathers (here until it is full: the window is longer than the test), so
+    the rows that trickle in after a batch was written share the next transaction."""
+    monkeypatch.setattr(ledger, "GATHER_SECONDS", 60.0)
+    store = Gated(str(tmp_path / "db"))
+    await store.open()
+    await store.migrate()
+    writer = LedgerWriter(store, capacity=10, batch_size=2)
+    writer.start()
+
+    def submit(name: str) -> None:
+        writer.take_slot()
+        writer.submit(Settlement(_row(name)))
+
+    submit("a")
+    submit("b")
+    await store.started.wait()  # [a, b] is being written
+    submit("c")
+    store.gate.set()
+    await store.done.wait()  # [a, b] is written; the writer gathers the next batch
+    submit("d")
+    assert await writer.drain(10)
+    assert store.batches == [["a", "b"], ["c", "d"]]
+    assert await _written(store) == ["a", "b", "c", "d"]
+    await store.close()

@@ -24,8 +24,9 @@ from onemin_relay.gateway.storage import Settlement, Store
 log = logging.getLogger(__name__)
 
 RETRY_DELAYS = (0.1, 0.5, 1.0, 2.0, 5.0)
-# rows arriving within this window share a transaction: at low traffic a commit per row
-# cost ~10x the CPU of a row in a batch (bench.ledger); holds already bound what is owed
+# each batch gathers rows for this long (or until it is full) before its transaction: at low
+# traffic a commit per row cost ~10x the CPU of a row in a batch (bench.ledger), and each
+# batch is a hop to the store's thread; holds already bound what is owed meanwhile
 GATHER_SECONDS = 0.01
 
 
@@ -44,6 +45,7 @@ class LedgerWriter:
         self._in_use = 0
         self._pending: deque[Settlement] = deque()
         self._wake = asyncio.Event()
+        self._full = asyncio.Event()
         self._idle = asyncio.Event()
         self._idle.set()
         self._task: asyncio.Task[None] | None = None
@@ -73,6 +75,8 @@ class LedgerWriter:
         self._pending.append(settlement)
         self._idle.clear()
         self._wake.set()
+        if len(self._pending) >= self._batch_size:
+            self._full.set()
 
     async def drain(self, grace: float) -> bool:
         """Wait until every queued settlement is written (or ``grace`` seconds pass); then stop."""
@@ -89,10 +93,9 @@ class LedgerWriter:
     async def _run(self) -> None:
         while True:
             await self._wake.wait()
-            if len(self._pending) < self._batch_size:
-                await asyncio.sleep(GATHER_SECONDS)
             self._wake.clear()
             while self._pending:
+                await self._gather()
                 batch = [self._pending[i] for i in range(min(self._batch_size, len(self._pending)))]
                 await self._write(batch)
                 for _ in batch:
@@ -100,6 +103,20 @@ class LedgerWriter:
                 self._in_use -= len(batch)
                 self.written += len(batch)
             self._idle.set()
+
+    async def _gather(self) -> None:
+        """Let a batch fill: for ``GATHER_SECONDS``, or until ``batch_size`` rows wait. Each
+        batch gathers, not only the first after a quiet spell: otherwise, under steady
+        traffic, the rows that arrive while a batch is written go out as a trickle of tiny
+        transactions (one thread hop and commit each)."""
+        if len(self._pending) >= self._batch_size:
+            return
+        self._full.clear()
+        try:
+            async with asyncio.timeout(GATHER_SECONDS):
+                await self._full.wait()
+        except TimeoutError:
+            pass
 
     async def _write(self, batch: list[Settlement]) -> None:
         """Write a batch, retrying while the store is unreachable; a batch it refuses is
