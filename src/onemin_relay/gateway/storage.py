@@ -12,6 +12,7 @@ engine.
 
 from __future__ import annotations
 
+from operator import attrgetter
 from typing import Literal, Protocol, TypeAlias
 
 import msgspec
@@ -279,6 +280,7 @@ LEDGER_COLUMNS = (
     "outcome, input_tokens, output_tokens, credits, cost, charged, latency_ms, ttfb_ms, "
     "conversation_id, error_code, route"
 )
+_ledger_values = attrgetter(*LEDGER_COLUMNS.split(", "))  # one C call per row
 EDITABLE = frozenset({"name", "project", "models", "rpm", "tpm", "expires_at", "revoked_at"})
 
 
@@ -310,12 +312,13 @@ def key_from_row(row: tuple[object, ...] | list[object]) -> KeyRecord:
 
 
 def ledger_values(row: LedgerRow) -> tuple[object, ...]:
-    return tuple(getattr(row, name) for name in LEDGER_COLUMNS.split(", "))
+    values: tuple[object, ...] = _ledger_values(row)
+    return values
 
 
 def trace_values_of(row: LedgerRow, detail: TraceDetail) -> tuple[object, ...]:
     """A trace row's values: ``detail`` completed by its ledger row."""
-    return trace_values(row.request_id, msgspec.structs.asdict(row), detail)
+    return trace_values(row, detail)
 
 
 def ledger_from_row(row: tuple[object, ...] | list[object]) -> LedgerRow:

@@ -158,6 +158,8 @@ class TraceFilter(msgspec.Struct, frozen=True):
 TRACE_COLUMNS = tuple(TraceRow.__struct_fields__)
 _COLUMNS = ", ".join(TRACE_COLUMNS)
 _jsons = msgspec.json.Encoder()
+# each column's source, read per settlement: the detail (True) or its ledger row (False)
+_SOURCES = tuple((name in TraceDetail.__struct_fields__, name) for name in TRACE_COLUMNS)
 _tool_calls = msgspec.json.Decoder(tuple[ToolCallRef, ...])
 _names = msgspec.json.Decoder(list[str | None])
 # sums both engines return as integers (PostgreSQL's SUM of a BIGINT is a NUMERIC)
@@ -168,17 +170,14 @@ _TOTALS = ", ".join(
 )
 
 
-def trace_values(
-    request_id: str,
-    ledger: dict[str, object],
-    detail: TraceDetail,
-) -> tuple[object, ...]:
-    """The row's values in column order: identity and money from the ledger row's fields
-    (``ledger``), the rest from ``detail``."""
-    own = msgspec.structs.asdict(detail)
-    own["tool_calls"] = _jsons.encode(detail.tool_calls).decode()
-    own["request_id"] = request_id
-    return tuple(own[name] if name in own else ledger[name] for name in TRACE_COLUMNS)
+def trace_values(ledger: object, detail: TraceDetail) -> tuple[object, ...]:
+    """The row's values in column order: identity and money from the ledger row
+    (``ledger``, a ``LedgerRow``), the rest from ``detail``."""
+    calls = _jsons.encode(detail.tool_calls).decode()
+    return tuple(
+        calls if name == "tool_calls" else getattr(detail if own else ledger, name)
+        for own, name in _SOURCES
+    )
 
 
 def trace_from_row(row: tuple[object, ...] | list[object]) -> TraceRow:
