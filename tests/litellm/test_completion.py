@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import base64
 import threading
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import litellm
 import pytest
 
 import onemin_relay.litellm as one_min
+from onemin_relay.litellm.engine import SYNC_LOOP
 from tests.conftest import PNG_1X1, Stack
 from tests.litellm.conftest import HELLO
 
@@ -148,3 +149,20 @@ async def test_aimage_generation_as_base64(stack: Stack, api_key: str) -> None:
     assert response.data[0].url is None
     (call,) = [r for r in stack.upstream_requests(api_key) if r["path"] == "/api/features"]
     assert call["body"]["promptObject"]["size"] == "1792x1024"
+
+
+def test_a_sync_stream_closed_early_closes_its_source_on_the_shared_loop() -> None:
+    seen: list[str] = []
+
+    async def source() -> AsyncIterator[int]:
+        try:
+            for number in range(100):
+                seen.append(threading.current_thread().name)
+                yield number
+        finally:
+            seen.append("closed")
+
+    chunks = SYNC_LOOP.iterate(source())
+    assert next(chunks) == 0
+    chunks.close()  # the caller stopped reading: the upstream stream must be let go
+    assert seen == ["onemin-relay-litellm", "closed"]

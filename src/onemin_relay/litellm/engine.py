@@ -24,7 +24,7 @@ import asyncio
 import atexit
 import threading
 import weakref
-from collections.abc import AsyncIterator, Coroutine
+from collections.abc import AsyncIterator, Coroutine, Iterator
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
@@ -183,14 +183,42 @@ class LoopThread:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
 
-    def run(self, work: Coroutine[Any, Any, T], timeout: float | None = None) -> T:
+    def run(self, work: Coroutine[Any, Any, T]) -> T:
         """Run ``work`` on the shared loop and wait for its result."""
         future = asyncio.run_coroutine_threadsafe(work, self._started())
         try:
-            return future.result(timeout)
+            return future.result()
         except BaseException:
-            future.cancel()  # a caller interrupted (or timed out) stops the upstream call too
+            future.cancel()  # a caller interrupted stops the upstream call too
             raise
+
+    def iterate(self, chunks: AsyncIterator[T]) -> Iterator[T]:
+        """Iterate an async iterator on the shared loop, one step per ``next()``; closing the
+        iterator early (the caller stopped reading) closes the upstream stream too."""
+
+        async def step() -> T:
+            return await anext(chunks)
+
+        async def close() -> None:
+            aclose = getattr(chunks, "aclose", None)
+            if aclose is not None:
+                await aclose()
+
+        try:
+            while True:
+                try:
+                    yield self.run(step())
+                except StopAsyncIteration:
+                    return
+        finally:
+            self.finish(close())
+
+    def finish(self, work: Coroutine[Any, Any, None]) -> None:
+        """Run clean-up ``work`` on the shared loop, waiting for it unless this is the loop's
+        own thread (a sync stream collected there), where waiting would block it for good."""
+        future = asyncio.run_coroutine_threadsafe(work, self._started())
+        if threading.current_thread() is not self._thread:
+            future.result()
 
     def _started(self) -> asyncio.AbstractEventLoop:
         with self._lock:

@@ -51,7 +51,7 @@ class OneMinLLM(CustomLLM):
 
     def streaming(self, *args: Any, **kwargs: Any) -> Iterator[GenericStreamingChunk]:
         call, messages, params, _ = _chat_args(kwargs)
-        return _on_sync_loop(stream(call, messages, params))
+        return SYNC_LOOP.iterate(stream(call, messages, params))
 
     # LiteLLM iterates what astreaming returns without awaiting it: an async generator
     async def astreaming(  # type: ignore[override]
@@ -125,25 +125,3 @@ async def _on_engine(call: Call, work: Callable[[Engine], Awaitable[T]]) -> T:
     with litellm_errors(call.model, call.url):
         async with asyncio.timeout(call.timeout):
             return await work(engine_here(call.api_base))
-
-
-def _on_sync_loop(chunks: AsyncIterator[T]) -> Iterator[T]:
-    """Iterate an async iterator on the shared loop, one step per ``next()``; closing the
-    iterator early (the caller stopped reading) closes the upstream stream too."""
-
-    async def step() -> T:
-        return await anext(chunks)
-
-    async def close() -> None:
-        aclose = getattr(chunks, "aclose", None)
-        if aclose is not None:
-            await aclose()
-
-    try:
-        while True:
-            try:
-                yield SYNC_LOOP.run(step())
-            except StopAsyncIteration:
-                return
-    finally:
-        SYNC_LOOP.run(close())
