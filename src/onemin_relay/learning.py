@@ -16,8 +16,9 @@ import msgspec
 from onemin_relay.answers import Answer, Answerer, Plan
 from onemin_relay.core.errors import InvalidRequest, NotFound
 from onemin_relay.core.ids import unique_id
-from onemin_relay.core.types import Caller
+from onemin_relay.core.types import Caller, Usage
 from onemin_relay.gateway.judge import Judge, Reply
+from onemin_relay.gateway.metering import StreamMeter
 from onemin_relay.gateway.policy import Gateway
 from onemin_relay.gateway.route_policy import LABEL_WEIGHT, Tally
 from onemin_relay.gateway.routing import RoutePlan, parse_account
@@ -107,6 +108,17 @@ class Learning:
                 replay=replay,
             )
         )
+
+    def after_stream(
+        self, route: RoutePlan | None, plan: Plan, meter: StreamMeter, request_id: str
+    ) -> None:
+        """Maybe shadow a routed stream that ended well. Tool calls a stream made are not
+        kept by its meter, so streams with tools are left out."""
+        finish = meter.finish
+        if route is None or finish is None or meter.error is not None or plan.tools:
+            return
+        usage = finish.usage or Usage(0, 0)
+        self.after(route, plan, Answer("".join(meter.text), finish.reason, usage), request_id)
 
     async def feedback(self, project: str | None, given_id: str, score: float) -> Feedback:
         """An application's label on a routed answer: a positive score counts as the

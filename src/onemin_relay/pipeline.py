@@ -139,6 +139,7 @@ class Pipeline:
         except BaseException as exc:
             _reraise(opened.bill.failed(exc, opened.meter.partial_usage()), exc)
         opened.bill.finished(opened.meter)
+        self.learning.after_stream(route, opened.plan, opened.meter, opened.bill.grant.request_id)
 
     async def _answer(
         self,
@@ -189,7 +190,7 @@ class Pipeline:
         shown = request.model if route is None else plan.call.model
         stream_id = unique_id() if route is None else answer_id(caller)
         stream = ChatStream(stream_id, shown, int(time.time()), events, plan.call)
-        return _Opened(stream, bill, meter, stack)
+        return _Opened(stream, bill, meter, stack, plan)
 
     @property
     def catalog(self) -> ModelCatalog:
@@ -368,6 +369,7 @@ class _Opened(msgspec.Struct):
     bill: ChatBill
     meter: StreamMeter
     stack: AsyncExitStack
+    plan: Plan
 
 
 def _reraise(seen: BaseException, exc: BaseException) -> NoReturn:

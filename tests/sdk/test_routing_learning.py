@@ -138,3 +138,17 @@ def test_labels_need_the_answers_project(loop: Loop, stack: Stack) -> None:
         loop.client.post("/feedback", body={"request_id": "req_nope", "score": 1}, cast_to=object)
     with pytest.raises(openai.BadRequestError):
         loop.client.post("/feedback", body={"score": 1}, cast_to=object)
+
+
+def test_streamed_answers_are_shadowed_too(loop: Loop, stack: Stack) -> None:
+    judge_says(stack, "TIE")
+    chunks = loop.client.chat.completions.create(
+        model="onemin/cost-saver", messages=[{"role": "user", "content": "hi"}], stream=True
+    )
+    assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == "Echo: hi"
+    loop.settle()
+    store = loop.app[GATEWAY].store  # type: ignore[index]
+    rows = loop.stack.on_relay(store.evidence("default"))
+    assert [(r.route, r.kind, r.candidate, r.tally.samples) for r in rows] == [
+        ("cost-saver", "chat", CHEAP, 1)
+    ]
