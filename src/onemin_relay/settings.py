@@ -69,6 +69,7 @@ class Settings:
     sweep_interval: float = 30.0
     ledger_queue_size: int = 10_000
     ledger_batch_size: int = 500
+    key_cache_seconds: float = 1.0  # a key changed elsewhere is seen within this; 0: off
 
     # upstream timeouts, seconds: connect, first byte, idle between stream reads, total cap
     connect_timeout: float = 5.0
@@ -141,6 +142,8 @@ class Settings:
         for name in ("credits_per_usd", "hold_lease", "sweep_interval"):
             if getattr(self, name) <= 0:
                 raise SettingsError(f"{_PREFIX}{name.upper()} must be greater than 0")
+        if self.key_cache_seconds < 0:
+            raise SettingsError(f"{_PREFIX}KEY_CACHE_SECONDS must not be negative")
         if self.ledger_queue_size < 1 or self.ledger_batch_size < 1:
             raise SettingsError(f"{_PREFIX}LEDGER_QUEUE_SIZE and _BATCH_SIZE must be positive")
         if self.limits_on_store_error not in ("closed", "open"):

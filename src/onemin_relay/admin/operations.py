@@ -15,6 +15,7 @@ from msgspec import UNSET, Meta, UnsetType
 
 from onemin_relay.admin.views import parse_time
 from onemin_relay.core.errors import InvalidRequest, NotFound
+from onemin_relay.gateway import key_cache
 from onemin_relay.gateway.keys import KeyKind, KeyRecord, NewKey, issue, usd_to_nanos
 from onemin_relay.gateway.storage import GroupBy, LedgerRow, Store, UsageRow
 
@@ -156,7 +157,9 @@ async def change_key(store: Store, key_id: str, changes: KeyChanges) -> KeyRecor
     expires = changes.expires_at
     if not isinstance(expires, UnsetType):
         values["expires_at"] = when(expires, "expires_at")
-    return found(await store.update_key(key_id, values), key_id)
+    record = found(await store.update_key(key_id, values), key_id)
+    key_cache.changed()
+    return record
 
 
 async def revoke_key(store: Store, key_id: str) -> KeyRecord:
@@ -164,7 +167,9 @@ async def revoke_key(store: Store, key_id: str) -> KeyRecord:
     record = await find_key(store, key_id)
     if record.revoked_at is not None:
         return record
-    return found(await store.update_key(key_id, {"revoked_at": time.time()}), key_id)
+    record = found(await store.update_key(key_id, {"revoked_at": time.time()}), key_id)
+    key_cache.changed()  # this process's relays stop taking it at once
+    return record
 
 
 async def top_up_key(store: Store, key_id: str, request: TopUpRequest) -> KeyRecord:

@@ -30,6 +30,7 @@ from onemin_relay.core.errors import (
 )
 from onemin_relay.core.types import Caller
 from onemin_relay.gateway.balances import Balances, new_hold_id
+from onemin_relay.gateway.key_cache import KeyCache
 from onemin_relay.gateway.keys import KeyRecord, hash_key, kind_of
 from onemin_relay.gateway.ledger import LedgerFull, LedgerWriter
 from onemin_relay.gateway.limits import RateGrant, RateLimits
@@ -129,6 +130,7 @@ class Gateway:
         self.limits = limits
         self._settings = settings
         self.tracing = Tracing(settings)
+        self._keys = KeyCache(settings.key_cache_seconds)  # admission's reads only
         self.balances = Balances(
             store,
             owner=f"relay-{uuid.uuid4().hex[:12]}",
@@ -139,16 +141,20 @@ class Gateway:
 
     async def identify(self, caller: Caller) -> tuple[Mode, KeyRecord | None, str]:
         """(mode, gateway key, 1min.ai key to send upstream); 401/403 for the wrong ones."""
+        return await self._identify(caller, cached=False)
+
+    async def _identify(self, caller: Caller, cached: bool) -> tuple[Mode, KeyRecord | None, str]:
+        """``cached`` (admission): a key as read up to ONEMIN_KEY_CACHE_SECONDS ago."""
         presented = caller.api_key
         if caller.relay_key is not None:
-            return await self._relay_mode(caller.relay_key, presented)
+            return await self._relay_mode(caller.relay_key, presented, cached)
         if presented and kind_of(presented) == "relay":
             raise AuthenticationFailed(
                 "this is a relay key: put it in the URL path (https://host/<relay-key>/v1) "
                 "and send your 1min.ai key as the API key"
             )
         if presented and kind_of(presented) == "managed":
-            key = await self._known_key(presented, "managed")
+            key = await self._known_key(presented, "managed", cached)
             return "managed", key, self._server_key("managed keys")
         if presented:
             if self._settings.require_relay_key:
@@ -175,7 +181,7 @@ class Gateway:
         """Admit one call: who, which model, the rate limits (``tokens`` is its estimate),
         a ledger slot, and for a paid call a hold of ``estimate()``, its most-cost."""
         began = time.monotonic()
-        mode, key, api_key = await self.identify(caller)
+        mode, key, api_key = await self._identify(caller, cached=True)
         if key is not None and not key.allows(upstream_model):
             self._refuse(caller, mode, key, requested_model, 403, "model_not_allowed")
             raise PermissionDenied(f"this key may not use the model {requested_model!r}")
@@ -301,14 +307,14 @@ class Gateway:
     # -- steps -----------------------------------------------------------------------------
 
     async def _relay_mode(
-        self, relay_key: str, presented: str | None
+        self, relay_key: str, presented: str | None, cached: bool
     ) -> tuple[Mode, KeyRecord | None, str]:
         if kind_of(relay_key) != "relay":
             raise AuthenticationFailed(
                 "the URL path holds something that is not a relay key: put your 1min.ai key "
                 "in the API key field, and only a relay key (rk-onemin-…) in the path"
             )
-        key = await self._known_key(relay_key, "relay")
+        key = await self._known_key(relay_key, "relay", cached)
         if not presented or kind_of(presented) is not None:
             raise AuthenticationFailed(
                 "with a relay key in the URL path, send your own 1min.ai key as the API key "
@@ -316,8 +322,8 @@ class Gateway:
             )
         return "relay", key, presented
 
-    async def _known_key(self, secret: str, kind: str) -> KeyRecord:
-        key = await self.store.key_by_hash(hash_key(secret))
+    async def _known_key(self, secret: str, kind: str, cached: bool) -> KeyRecord:
+        key = await self._keys.read(hash_key(secret), self.store.key_by_hash, fresh=not cached)
         if key is None or key.kind != kind:
             raise AuthenticationFailed(f"unknown {kind} key")
         if key.revoked_at is not None:
