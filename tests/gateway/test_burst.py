@@ -26,6 +26,7 @@ PROMPT = "burst"
 MAX_TOKENS = 50
 BURST = 1000
 COVERED = 50
+BURST_WINDOW_MS = 8000
 
 
 def _model_info(emulator: str) -> ModelInfo:
@@ -82,7 +83,9 @@ async def test_a_burst_never_overdraws_a_balance_shared_by_two_processes(
 ) -> None:
     with procs.emulator(tmp_path) as upstream:
         env = procs.relay_env(upstream.url, store_env)
-        procs.put_faults(upstream.url, env["ONEMIN_API_KEY"], latency_ms=3000)
+        # every call stays in flight until the whole burst has been admitted or refused,
+        # even on a busy machine: a call settled early would free its hold for another
+        procs.put_faults(upstream.url, env["ONEMIN_API_KEY"], latency_ms=BURST_WINDOW_MS)
         hold = await _hold_of_one_call(upstream.url, 3_000_000.0)
         async with procs.store_for(env) as store:
             key = await procs.managed_key(store, COVERED * hold)
