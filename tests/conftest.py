@@ -31,7 +31,7 @@ from onemin_relay.emulator import create_app as create_emulator
 from onemin_relay.gateway.keys import KeyKind, KeyRecord, hash_key, issue, usd_to_nanos
 from onemin_relay.gateway.storage import LedgerRow, Store
 from onemin_relay.logs import AccessLogger
-from onemin_relay.server import RelayRunner
+from onemin_relay.server import LISTEN_BACKLOG, RelayRunner
 from onemin_relay.settings import Settings
 from onemin_relay.surfaces.common import GATEWAY
 
@@ -210,7 +210,7 @@ async def _start(
     runner = runner_class(app, **kwargs)
     await runner.setup()
     runners.append(runner)
-    site = web.TCPSite(runner, "127.0.0.1", 0)
+    site = web.TCPSite(runner, "127.0.0.1", 0, backlog=LISTEN_BACKLOG)  # as `serve` listens
     await site.start()
     return int(runner.addresses[0][1])
 

@@ -117,7 +117,7 @@ async def _serve(settings: Settings, *, demo: bool, reuse_port: bool) -> None:
     # imported here: the key and usage commands should not pay for loading the whole relay
     from onemin_relay.app import create_app
     from onemin_relay.logs import AccessLogger
-    from onemin_relay.server import RelayRunner
+    from onemin_relay.server import LISTEN_BACKLOG, RelayRunner
 
     runners: list[web.AppRunner] = []
     try:
@@ -132,7 +132,9 @@ async def _serve(settings: Settings, *, demo: bool, reuse_port: bool) -> None:
         runners.append(runner)
         await runner.setup()
         settle_heap()
-        site = web.TCPSite(runner, settings.host, settings.port, reuse_port=reuse_port)
+        site = web.TCPSite(
+            runner, settings.host, settings.port, backlog=LISTEN_BACKLOG, reuse_port=reuse_port
+        )
         try:
             await site.start()
         except OSError as exc:

@@ -106,6 +106,12 @@ class _ScrubbingHandler(RequestHandler):
         return response
 
 
+# Connections the kernel may queue before the relay accepts them. aiohttp's default, 128,
+# drops the SYNs of a burst of a thousand clients on a busy machine, and their connects then
+# time out; the kernel caps this at net.core.somaxconn.
+LISTEN_BACKLOG = 1024
+
+
 class _ScrubbingServer(web.Server):
     header_timeout: float | None = None
     caps: ConnectionCaps | None = None
