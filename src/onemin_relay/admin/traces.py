@@ -253,7 +253,7 @@ def _status(value: str | None) -> tuple[int | None, str | None]:
         return None, None
     if value in OUTCOMES:
         return None, value
-    if value.isdigit() and 100 <= int(value) <= 599:
+    if value.isascii() and value.isdigit() and 100 <= int(value) <= 599:
         return int(value), None
     raise InvalidRequest(
         f"'status' must be an HTTP status or one of {', '.join(OUTCOMES)}", param="status"
@@ -272,7 +272,7 @@ def _time(value: str | None, param: str) -> float | None:
 def _limit(value: str | None) -> int:
     if not value:
         return PAGE
-    if not value.isdigit() or not 1 <= int(value) <= PAGE_MAX:
+    if not (value.isascii() and value.isdigit()) or not 1 <= int(value) <= PAGE_MAX:
         raise InvalidRequest(f"'limit' must be a whole number from 1 to {PAGE_MAX}", param="limit")
     return int(value)
 
