@@ -60,7 +60,7 @@ def openapi_to_json_schema(node: Any) -> Any:
             out[key] = openapi_to_json_schema(value)
         elif key in _SCHEMA_LISTS and isinstance(value, list):
             out[key] = [openapi_to_json_schema(v) for v in value]
-        elif key in _SCHEMA_INTS and isinstance(value, str) and value.isdigit():
+        elif key in _SCHEMA_INTS and isinstance(value, str) and value.isascii() and value.isdigit():
             out[key] = int(value)
         elif key not in ("nullable", "propertyOrdering"):
             out[key] = value
