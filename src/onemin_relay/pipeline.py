@@ -229,7 +229,8 @@ class Pipeline:
     async def count_tokens(self, request: ChatRequest, caller: Caller) -> int:
         """Input tokens the request would cost, without uploading or calling anything."""
         await self._gateway.identify(caller)
-        name, _ = split_online_suffix(request.model)
+        route = await self._router.plan(request, caller)  # an alias counts as its choice
+        name, _ = split_online_suffix(route.models[0] if route is not None else request.model)
         info = await self._model_info(name)
         model = info.id if info is not None else name
         flat = flatten(request.messages)
