@@ -347,7 +347,8 @@ def _check_refs(cls: type[jsonschema.protocols.Validator], schema: dict[str, Any
             if isinstance(ref, str):
                 try:
                     resolver.lookup(ref)
-                except referencing.exceptions.Unresolvable:
+                except (referencing.exceptions.Unresolvable, ValueError):
+                    # ValueError: an array indexed by no number (referencing's int())
                     raise _invalid(
                         f"the schema has an unresolvable {keyword}: {_clip(ref)}"
                     ) from None
