@@ -24,6 +24,7 @@ import msgspec
 from onemin_relay.core.errors import RelayError
 from onemin_relay.gateway.judge import EXACT_KINDS, Judge, Reply, exact_verdict, parse_verdict
 from onemin_relay.gateway.ledger import LedgerFull
+from onemin_relay.gateway.policy import status_of
 from onemin_relay.gateway.pricing import credits_to_nanos
 from onemin_relay.gateway.route_policy import Tally, Verdict
 from onemin_relay.gateway.storage import LedgerRow, Settlement
@@ -164,8 +165,8 @@ class Shadows:
         status, reply = 200, Reply("")
         try:
             reply = await call()
-        except RelayError as exc:
-            status = exc.status
+        except BaseException as exc:  # a network error or a shutdown too: not a 200
+            status = status_of(exc)
             raise
         finally:
             self._ledger.submit(Settlement(self._row(job, model, status, reply, started)))
