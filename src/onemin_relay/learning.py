@@ -124,6 +124,8 @@ class Learning:
         """An application's label on a routed answer: a positive score counts as the
         candidate that answered being as good as the incumbent, a negative one as worse,
         each weighing as ``LABEL_WEIGHT`` judge verdicts."""
+        if score == 0:
+            raise InvalidRequest("score must be positive (good) or negative (bad)", param="score")
         request_id = next(
             (given_id[len(p) :] for p in RESPONSE_PREFIXES if given_id.startswith(p)), given_id
         )
@@ -138,8 +140,6 @@ class Learning:
             return Feedback(request_id, False, model, route, "not routed by an alias")
         if model == fields.get("incumbent"):
             return Feedback(request_id, False, model, route, "the incumbent answered")
-        if score == 0:
-            raise InvalidRequest("score must be positive (good) or negative (bad)", param="score")
         tally = Tally().add("tie" if score > 0 else "loss", LABEL_WEIGHT)
         await self.add_evidence(project or "default", name, kind, model, tally)
         return Feedback(request_id, True, model, route)

@@ -7,6 +7,8 @@ from __future__ import annotations
 from typing import Any
 
 import anthropic
+import openai
+import pytest
 from google import genai
 
 from tests.conftest import Stack
@@ -37,3 +39,18 @@ def test_gemini_schema_with_a_non_ascii_digit_is_no_500(stack: Stack, api_key: s
     status, answer = post_gemini(stack, path, body, api_key)
     assert status == 400, answer
     assert answer["error"]["status"] == "INVALID_ARGUMENT"
+
+
+def test_feedback_with_a_zero_score_is_400_whoever_answered(stack: Stack) -> None:
+    secret = stack.issue_key("managed", balance_usd=1.0)
+    with openai.OpenAI(base_url=f"{stack.relay_url}/v1", api_key=secret, max_retries=0) as client:
+        raw = client.chat.completions.with_raw_response.create(
+            model="onemin/auto", messages=[{"role": "user", "content": "hi"}]
+        )
+        request_id = raw.headers["x-request-id"]
+        assert stack.ledger(secret), "the answer is on the ledger"
+        with pytest.raises(openai.BadRequestError, match="score"):
+            client.post("/feedback", body={"request_id": request_id, "score": 0}, cast_to=object)
+        label = {"request_id": request_id, "score": 1}
+        answer = client.post("/feedback", body=label, cast_to=dict)
+    assert answer["request_id"] == request_id and answer["recorded"] is False
