@@ -54,3 +54,16 @@ def test_feedback_with_a_zero_score_is_400_whoever_answered(stack: Stack) -> Non
         label = {"request_id": request_id, "score": 1}
         answer = client.post("/feedback", body=label, cast_to=dict)
     assert answer["request_id"] == request_id and answer["recorded"] is False
+
+
+def test_a_model_name_with_a_line_break_still_gets_its_fallbacks_answer(
+    client: openai.OpenAI,
+) -> None:
+    raw = client.chat.completions.with_raw_response.create(
+        model="nope\r\nX-Evil: 1",
+        messages=[{"role": "user", "content": "hi"}],
+        extra_body={"models": ["gpt-4o"]},
+    )
+    assert raw.parse().model == "gpt-4o"
+    assert "x-evil" not in raw.headers
+    assert "fallback after nope??X-Evil:?1" in raw.headers["x-onemin-route"]

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, AsyncExitStack
@@ -57,6 +58,8 @@ T = TypeVar("T")
 Kind: TypeAlias = Literal["chat", "tools", "structured", "long"]
 LONG_CONTEXT_CHARS = 64_000  # about 16 k tokens: a long-context request
 ROUTE_HEADER = "x-onemin-route"
+SHOWN_NAME = 100  # characters of a model name a route account shows
+_UNSHOWN = re.compile(r"[^!-~]|[;=,]")  # all but printable ASCII, and the account's separators
 # this request's route account, for the x-onemin-route header (set by RoutePlan.chose)
 ROUTED: ContextVar[str | None] = ContextVar("onemin_routed", default=None)
 
@@ -121,8 +124,11 @@ class RoutePlan(msgspec.Struct):
     def header(self, used: str) -> str:
         """``x-onemin-route``: route, the model used, why, and how much evidence stood
         behind the choice (no key, no prompt)."""
-        reason = f"fallback after {','.join(self.tried)}" if self.tried else self.reason
-        text = f"route={self.label}; model={used}; reason={reason}; evidence={self.evidence}"
+        tried = ",".join(map(_shown, self.tried))
+        reason = f"fallback after {tried}" if self.tried else self.reason
+        text = (
+            f"route={self.label}; model={_shown(used)}; reason={reason}; evidence={self.evidence}"
+        )
         text += f"; kind={self.kind}"
         return text + (f"; incumbent={self.incumbent}" if self.incumbent else "")
 
@@ -300,6 +306,13 @@ async def _replayed(
         yield event
     async for event in events:  # an ended stream yields nothing more
         yield event
+
+
+def _shown(name: str) -> str:
+    """A model name as a route account shows it: a client's made-up name (a fallback that
+    failed) may hold no line break, separator or non-ASCII (a header could not carry it, or
+    it would forge a field) and no more than ``SHOWN_NAME`` characters."""
+    return _UNSHOWN.sub("?", name[:SHOWN_NAME])
 
 
 def _unique(models: tuple[str, ...]) -> tuple[str, ...]:

@@ -1,0 +1,22 @@
+"""A route account (``x-onemin-route``, the ledger's route) names models a client may have
+made up: a failed fallback's name never breaks the header or forges a field."""
+
+from __future__ import annotations
+
+from onemin_relay.gateway.routing import RoutePlan, parse_account
+
+
+def test_a_made_up_model_name_cannot_break_or_forge_the_account() -> None:
+    plan = RoutePlan(("x", "gpt-4o"), "onemin/auto", "cheapest", incumbent="gpt-4o")
+    plan.tried.append("nope\r\nX-Evil: 1; model=forged; incumbent=forged")
+    text = plan.chose("gpt-4o" + "é" * 3)
+    assert all(" " <= ch <= "~" for ch in text), text
+    fields = parse_account(text)
+    assert fields["model"].startswith("gpt-4o") and fields["incumbent"] == "gpt-4o", fields
+    assert "forged" not in fields.values()
+
+
+def test_a_long_made_up_name_is_cut() -> None:
+    plan = RoutePlan(("x", "gpt-4o"), "fallbacks", "asked")
+    plan.tried.extend(["n" * 5000, "m" * 5000])
+    assert len(plan.header("gpt-4o")) < 400
