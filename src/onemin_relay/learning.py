@@ -140,6 +140,8 @@ class Learning:
             return Feedback(request_id, False, model, route, "not routed by an alias")
         if model == fields.get("incumbent"):
             return Feedback(request_id, False, model, route, "the incumbent answered")
+        if not await self._store.add_label(project or "default", request_id):
+            return Feedback(request_id, False, model, route, "already labelled")
         tally = Tally().add("tie" if score > 0 else "loss", LABEL_WEIGHT)
         await self.add_evidence(project or "default", name, kind, model, tally)
         return Feedback(request_id, True, model, route)

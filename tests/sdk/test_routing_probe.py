@@ -4,6 +4,7 @@ schema whose integer keyword holds a non-ASCII digit."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import anthropic
@@ -11,6 +12,8 @@ import openai
 import pytest
 from google import genai
 
+from onemin_relay.gateway.routing import parse_account
+from onemin_relay.surfaces.common import GATEWAY
 from tests.conftest import Stack
 from tests.sdk.test_gemini import post_gemini
 
@@ -67,3 +70,39 @@ def test_a_model_name_with_a_line_break_still_gets_its_fallbacks_answer(
     assert raw.parse().model == "gpt-4o"
     assert "x-evil" not in raw.headers
     assert "fallback after nope??X-Evil:?1" in raw.headers["x-onemin-route"]
+
+
+def _samples(stack: Stack, model: str) -> int:
+    rows = stack.on_relay(stack.app_store().evidence("default"))
+    return sum(r.tally.samples for r in rows if r.route == "auto" and r.candidate == model)
+
+
+def _ledger_written(stack: Stack) -> None:
+    async def written() -> None:
+        for _ in range(500):
+            if stack.app[GATEWAY].ledger.pending == 0:
+                return
+            await asyncio.sleep(0.01)
+
+    stack.on_relay(written())
+
+
+def test_an_answer_is_labelled_once_however_often_feedback_names_it(
+    stack: Stack, client: openai.OpenAI, api_key: str
+) -> None:
+    ask = [{"role": "user", "content": "hi"}]
+    first = client.chat.completions.with_raw_response.create(model="onemin/auto", messages=ask)
+    incumbent = parse_account(first.headers["x-onemin-route"])["incumbent"]
+    stack.set_faults(api_key, models=[incumbent], status=500)
+    raw = client.chat.completions.with_raw_response.create(
+        model="onemin/auto", messages=ask, extra_body={"fallbacks": ["deepseek-chat"]}
+    )
+    assert raw.parse().model == "deepseek-chat"
+    request_id = raw.headers["x-request-id"]
+    _ledger_written(stack)
+    before = _samples(stack, "deepseek-chat")
+    label = {"request_id": request_id, "score": -1}
+    answers = [client.post("/feedback", body=label, cast_to=dict) for _ in range(5)]
+    assert [a["recorded"] for a in answers] == [True, False, False, False, False], answers
+    assert answers[1]["reason"] == "already labelled"
+    assert _samples(stack, "deepseek-chat") == before + 1

@@ -32,6 +32,18 @@ ROUTING_MIGRATION = """
         PRIMARY KEY (project, route, kind, candidate)
     )
 """
+# An answer counts once as a label, however often feedback names it.
+LABELS_MIGRATION = """
+    CREATE TABLE route_labels (
+        request_id TEXT PRIMARY KEY,
+        project TEXT NOT NULL,
+        at {real} NOT NULL
+    )
+"""
+_LABEL = (
+    "INSERT INTO route_labels (request_id, project, at) VALUES ({p}, {p}, {p}) "
+    "ON CONFLICT (request_id) DO NOTHING"
+)
 _EVIDENCE_COLUMNS = "project, route, kind, candidate, good, total, samples"
 _ADD = (
     "INSERT INTO route_evidence (project, route, kind, candidate, good, total, samples, "
@@ -64,6 +76,11 @@ class EvidenceReads:
         values: list[object] = [project, route, kind, candidate]
         values += [tally.good, tally.total, tally.samples, time.time()]
         await self._changed((self._sql(_ADD), values))
+
+    async def add_label(self, project: str, request_id: str) -> bool:
+        """Note that the answer to ``request_id`` has its label; False if it had one."""
+        values: list[object] = [request_id, project, time.time()]
+        return await self._changed((self._sql(_LABEL), values)) == 1
 
     async def evidence(self, project: str | None = None) -> list[EvidenceRow]:
         """Every tally, or one project's, in a stable order."""

@@ -17,7 +17,7 @@ from typing import Literal, Protocol, TypeAlias
 
 import msgspec
 
-from onemin_relay.gateway.evidence import ROUTING_MIGRATION, EvidenceRow
+from onemin_relay.gateway.evidence import LABELS_MIGRATION, ROUTING_MIGRATION, EvidenceRow
 from onemin_relay.gateway.keys import KeyRecord
 from onemin_relay.gateway.route_policy import Tally
 from onemin_relay.gateway.trace_store import (
@@ -103,6 +103,7 @@ MIGRATIONS: tuple[str, ...] = (
     """,
     TRACES_MIGRATION,
     ROUTING_MIGRATION,
+    LABELS_MIGRATION,
 )
 
 
@@ -247,6 +248,10 @@ class Store(Protocol):
         self, project: str, route: str, kind: str, candidate: str, tally: Tally
     ) -> None: ...
     async def evidence(self, project: str | None = None) -> list[EvidenceRow]: ...
+    async def add_label(self, project: str, request_id: str) -> bool:
+        """Note that the answer to ``request_id`` has its label; False if it had one."""
+        ...
+
     async def routed_rows(self, request_id: str) -> list[tuple[str | None, str | None, int]]:
         """(project, route account, status) of each routed ledger row of a request."""
         ...
