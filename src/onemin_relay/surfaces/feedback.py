@@ -5,8 +5,8 @@
 ``responseId``); a positive score means the answer was good, a negative one that it was
 bad. A label on an answer a cheaper candidate gave becomes evidence for or against that
 candidate, weighing more than a judge's verdict (``route_policy.LABEL_WEIGHT``). Only the
-project that asked may label its answers, each once. The comment is accepted for the client's sake and
-not kept.
+project that asked may label its answers, each once. The comment is accepted for the client's
+sake and not kept.
 """
 
 from __future__ import annotations
