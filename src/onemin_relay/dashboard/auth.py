@@ -53,6 +53,8 @@ class LoginLimiter:
     def retry_after(self, address: str, now: float | None = None) -> int:
         """Seconds until ``address`` may try again; 0 when it may now."""
         moment = time.time() if now is None else now
+        if address not in self._failures:  # asking keeps nothing
+            return 0
         failures = self._recent(address, moment)
         if len(failures) < self._limit:
             return 0
@@ -62,6 +64,9 @@ class LoginLimiter:
         moment = time.time() if now is None else now
         if len(self._failures) >= TRACKED_CLIENTS:
             self._forget_stale(moment)
+        while address not in self._failures and len(self._failures) >= TRACKED_CLIENTS:
+            # a flood from many addresses: the longest-tracked make room
+            del self._failures[next(iter(self._failures))]
         self._recent(address, moment).append(moment)
 
     def _recent(self, address: str, now: float) -> deque[float]:
