@@ -62,7 +62,7 @@ def test_a_token_limit_is_exact_under_a_burst(stack: Stack, api_key: str) -> Non
     # token, plus max_tokens 100): 50 fit in 5,000. The calls are kept in flight through the
     # burst: one that ended would give back what it did not use, and let another in.
     stack.set_faults(api_key, latency_ms=5000)
-    with stack.another_relay(**_limits(ip_tpm=5000)) as (url, _):
+    with stack.another_relay(**_limits(ip_tpm=5000), first_byte_timeout=30) as (url, _):
         outcome = asyncio.run(_burst(url, api_key, 300, max_tokens=100))
     assert outcome == Counter({200: 50, 429: 250})
 
