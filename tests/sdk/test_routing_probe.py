@@ -106,3 +106,17 @@ def test_an_answer_is_labelled_once_however_often_feedback_names_it(
     assert [a["recorded"] for a in answers] == [True, False, False, False, False], answers
     assert answers[1]["reason"] == "already labelled"
     assert _samples(stack, "deepseek-chat") == before + 1
+
+
+def test_a_request_id_tells_nothing_of_the_next(client: openai.OpenAI) -> None:
+    """Feedback labels an answer by its request id, and every bring-your-own-key caller
+    shares the default project: ids counted on from one's own would label others' answers."""
+    ask = [{"role": "user", "content": "hi"}]
+    ids = [
+        client.chat.completions.with_raw_response.create(model="onemin/auto", messages=ask)
+        .headers["x-request-id"]
+        .removeprefix("req_")
+        for _ in range(3)
+    ]
+    assert len({one[:8] for one in ids}) == 3, ids  # no shared process prefix
+    assert len({one[-8:] for one in ids}) == 3, ids  # no counter at the end

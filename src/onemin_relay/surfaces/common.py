@@ -22,7 +22,7 @@ from onemin_relay.core.errors import (
     RelayError,
     UpstreamUnavailable,
 )
-from onemin_relay.core.ids import unique_id
+from onemin_relay.core.ids import unguessable_id
 from onemin_relay.core.types import Caller, FilePart
 from onemin_relay.features import Features
 from onemin_relay.gateway.policy import Gateway
@@ -240,14 +240,13 @@ def within(address: str, networks: tuple[IPNetwork, ...]) -> bool:
 
 def request_id(request: web.Request) -> str:
     """This request's id (also sent back as ``x-request-id``): the client's own
-    ``x-request-id`` if it is short and plain, else one made on first use: a random
-    prefix per process and a counter, unique across processes without a ``uuid4`` per
-    request (``os.urandom`` was 7 % of the relay's CPU under load)."""
+    ``x-request-id`` if it is short and plain, else one made on first use that no other
+    caller can guess (it labels the answer, see ``core/ids.py``)."""
     found = request.get(REQUEST_ID)
     if found is None:
         given = request.headers.get("x-request-id", "")
         if not _CLIENT_REQUEST_ID.fullmatch(given):
-            given = unique_id("req_")
+            given = unguessable_id("req_")
         found = request[REQUEST_ID] = given
     return str(found)
 
