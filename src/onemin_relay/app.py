@@ -33,19 +33,8 @@ from onemin_relay.pipeline import Pipeline
 from onemin_relay.relay_path import add_relay_key_paths, canonical_path
 from onemin_relay.settings import Settings
 from onemin_relay.shared_state import SharedState, shared_state
-from onemin_relay.surfaces import (
-    anthropic,
-    feedback,
-    gemini,
-    key_state,
-    openai_audio,
-    openai_chat,
-    openai_embeddings,
-    openai_images,
-    openai_models,
-    openai_responses,
-    service,
-)
+from onemin_relay.surfaces import feedback, key_state, service
+from onemin_relay.surfaces.anthropic import messages as anthropic
 from onemin_relay.surfaces.common import (
     FEATURES,
     GATEWAY,
@@ -56,7 +45,14 @@ from onemin_relay.surfaces.common import (
     SHARED,
     request_id,
 )
-from onemin_relay.surfaces.openai_errors import render_error as render_openai_error
+from onemin_relay.surfaces.gemini import generate as gemini
+from onemin_relay.surfaces.openai import audio as openai_audio
+from onemin_relay.surfaces.openai import chat as openai_chat
+from onemin_relay.surfaces.openai import embeddings as openai_embeddings
+from onemin_relay.surfaces.openai import images as openai_images
+from onemin_relay.surfaces.openai import models as openai_models
+from onemin_relay.surfaces.openai import responses as openai_responses
+from onemin_relay.surfaces.openai.errors import render_error as render_openai_error
 from onemin_relay.surfaces.rate_headers import add_rate_headers
 from onemin_relay.upstream import ModelCatalog, OneMinClient
 from onemin_relay.upstream.features import FeatureClient

@@ -19,7 +19,7 @@ from aiohttp import web
 from onemin_relay.app import create_app
 from onemin_relay.core.errors import UpstreamError
 from onemin_relay.core.media_types import SpeechAudio
-from onemin_relay.surfaces.openai_audio import AUDIO_UPLOAD_LIMIT, MAX_AUDIO_BYTES, send_audio
+from onemin_relay.surfaces.openai.audio import AUDIO_UPLOAD_LIMIT, MAX_AUDIO_BYTES, send_audio
 from tests.conftest import Stack
 
 TEXT = "Transcript of speech.wav ({} bytes)"

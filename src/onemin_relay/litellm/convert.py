@@ -23,7 +23,8 @@ from onemin_relay.core.types import (
     ToolCallEvent,
     Usage,
 )
-from onemin_relay.surfaces import openai_chat, openai_images
+from onemin_relay.surfaces.openai import chat as openai_chat
+from onemin_relay.surfaces.openai import images as openai_images
 
 KEY_VARIABLES = ("ONE_MIN_API_KEY", "ONEMIN_API_KEY")
 # the OpenAI parameters 1min.ai (through the relay) has a use for; sampling ones are dropped

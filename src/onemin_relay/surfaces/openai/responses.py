@@ -1,6 +1,6 @@
 """OpenAI Responses: ``POST /v1/responses``, ``GET`` and ``DELETE /v1/responses/{id}``.
 
-Requests are parsed in :mod:`.openai_responses_parse`; this module renders response objects
+Requests are parsed in :mod:`.responses_parse`; this module renders response objects
 and stream events and runs the handlers. Decisions on what 1min.ai lacks:
 
 * ``reasoning.effort`` / ``reasoning_effort`` are validated and echoed in ``reasoning`` and
@@ -58,14 +58,14 @@ from onemin_relay.surfaces.common import (
     read_json,
     write_stream,
 )
-from onemin_relay.surfaces.openai_errors import render_error_frame
-from onemin_relay.surfaces.openai_responses_objects import render_result
-from onemin_relay.surfaces.openai_responses_parse import (
+from onemin_relay.surfaces.openai.errors import render_error_frame
+from onemin_relay.surfaces.openai.responses_objects import render_result
+from onemin_relay.surfaces.openai.responses_parse import (
     ResponsesCall,
     decode_body,
     parse_request,
 )
-from onemin_relay.surfaces.openai_responses_stream import render_events
+from onemin_relay.surfaces.openai.responses_stream import render_events
 
 # -- handlers -----------------------------------------------------------------------------
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from onemin_relay.core.types import ModelInfo
-from onemin_relay.surfaces import anthropic
+from onemin_relay.surfaces.anthropic import messages as anthropic
 from onemin_relay.surfaces.common import PIPELINE, json_response
 
 

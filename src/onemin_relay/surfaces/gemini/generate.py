@@ -43,7 +43,7 @@ from onemin_relay.surfaces.common import (
     json_response,
     write_stream,
 )
-from onemin_relay.surfaces.gemini_parse import (
+from onemin_relay.surfaces.gemini.parse import (
     CountBody,
     GenerateBody,
     caller_from,

@@ -44,7 +44,7 @@ from onemin_relay.surfaces.common import (
     read_body,
     write_stream,
 )
-from onemin_relay.surfaces.openai_errors import render_error_frame
+from onemin_relay.surfaces.openai.errors import render_error_frame
 
 # -- request shapes (only the fields the relay reads) -------------------------------------
 

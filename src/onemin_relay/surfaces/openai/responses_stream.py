@@ -10,15 +10,15 @@ import orjson
 from onemin_relay.core.errors import RelayError
 from onemin_relay.core.types import Finish, TextDelta, ToolCall, ToolCallEvent
 from onemin_relay.pipeline import ChatStream
-from onemin_relay.surfaces.openai_errors import error_body
-from onemin_relay.surfaces.openai_responses_objects import (
+from onemin_relay.surfaces.openai.errors import error_body
+from onemin_relay.surfaces.openai.responses_objects import (
     final_status,
     function_call_item,
     message_item,
     response_body,
     text_part,
 )
-from onemin_relay.surfaces.openai_responses_parse import ResponseShell
+from onemin_relay.surfaces.openai.responses_parse import ResponseShell
 
 # Called with the final response object (JSON), the answer text and its tool calls before the
 # terminal event is sent, so a follow-up sent the moment the client sees it can find it.

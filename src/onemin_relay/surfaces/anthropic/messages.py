@@ -37,7 +37,7 @@ from onemin_relay.core.types import (
     ToolCallEvent,
 )
 from onemin_relay.pipeline import ChatStream
-from onemin_relay.surfaces.anthropic_parse import count_decoder, messages_decoder, parse_request
+from onemin_relay.surfaces.anthropic.parse import count_decoder, messages_decoder, parse_request
 from onemin_relay.surfaces.common import (
     PIPELINE,
     SETTINGS,

@@ -33,7 +33,7 @@ from onemin_relay.surfaces.common import (
     json_response,
     read_body,
 )
-from onemin_relay.surfaces.openai_audio import Form, read_form
+from onemin_relay.surfaces.openai.audio import Form, read_form
 
 DEFAULT_MODEL = "gpt-image-1-mini"
 DEFAULT_VARIATION_MODEL = "dall-e-2"

@@ -7,7 +7,7 @@ from typing import Any, Literal, TypeAlias
 
 from onemin_relay.core.errors import RateLimited, RelayError
 from onemin_relay.core.types import ChatResult, FinishReason, ResponseFormat, ToolCall, Usage
-from onemin_relay.surfaces.openai_responses_parse import ResponseShell
+from onemin_relay.surfaces.openai.responses_parse import ResponseShell
 
 Status: TypeAlias = Literal["in_progress", "completed", "incomplete", "failed"]
 ItemStatus: TypeAlias = Literal["in_progress", "completed", "incomplete"]

@@ -24,7 +24,7 @@ from onemin_relay.core.types import (
     ToolSpec,
 )
 from onemin_relay.surfaces.common import bearer_or_header, caller_with_key, convert, read_json
-from onemin_relay.surfaces.gemini_schema import camelize, openapi_to_json_schema
+from onemin_relay.surfaces.gemini.schema import camelize, openapi_to_json_schema
 
 # -- request shapes -----------------------------------------------------------------------
 

@@ -1,0 +1,1 @@
+"""Anthropic's Messages protocol (``/anthropic/v1/…`` and ``/v1/messages``)."""

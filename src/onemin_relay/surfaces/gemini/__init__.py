@@ -1,0 +1,1 @@
+"""Gemini's generateContent protocol (``/gemini/v1beta/…``)."""

@@ -1,0 +1,1 @@
+"""OpenAI's protocol: chat completions, Responses, images, audio, models, embeddings."""
