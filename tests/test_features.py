@@ -13,7 +13,7 @@ from onemin_relay.core.media_types import (
     TranscriptionRequest,
     VariationRequest,
 )
-from onemin_relay.features import (
+from onemin_relay.feature_plans import (
     image_family,
     plan_generation,
     plan_variation,

@@ -10,9 +10,10 @@ from onemin_relay.core.errors import RelayError, UpstreamUnavailable
 from onemin_relay.core.tokens import estimate_input_tokens
 from onemin_relay.core.types import Caller, ChatRequest, ModelInfo, ToolCall, Usage
 from onemin_relay.gateway import metering, pricing
+from onemin_relay.gateway.grants import CLIENT_CLOSED, Grant, status_of
 from onemin_relay.gateway.limits import token_estimate
 from onemin_relay.gateway.metering import StreamMeter
-from onemin_relay.gateway.policy import CLIENT_CLOSED, Gateway, Grant, status_of
+from onemin_relay.gateway.policy import Gateway
 from onemin_relay.gateway.traces import joined, noted_request
 from onemin_relay.settings import Settings
 

@@ -23,7 +23,7 @@ from onemin_relay.core.types import (
     Usage,
 )
 from onemin_relay.gateway import pricing
-from onemin_relay.gateway.policy import Grant, Spent
+from onemin_relay.gateway.grants import Grant, Spent
 
 
 class HoldExceeded(InsufficientBalance):

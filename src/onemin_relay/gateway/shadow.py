@@ -22,9 +22,9 @@ from typing import Protocol
 import msgspec
 
 from onemin_relay.core.errors import RelayError
+from onemin_relay.gateway.grants import status_of
 from onemin_relay.gateway.judge import EXACT_KINDS, Judge, Reply, exact_verdict, parse_verdict
 from onemin_relay.gateway.ledger import LedgerFull
-from onemin_relay.gateway.policy import status_of
 from onemin_relay.gateway.pricing import credits_to_nanos
 from onemin_relay.gateway.route_policy import Tally, Verdict
 from onemin_relay.gateway.storage import LedgerRow, Settlement

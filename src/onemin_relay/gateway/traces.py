@@ -28,7 +28,7 @@ from onemin_relay.gateway.trace_store import ToolCallRef, TraceDetail
 from onemin_relay.settings import Settings
 
 if TYPE_CHECKING:
-    from onemin_relay.gateway.policy import Grant
+    from onemin_relay.gateway.grants import Grant
 
 BodyLevel: TypeAlias = Literal["off", "metadata", "full"]
 REDACTED = "[redacted]"

@@ -24,6 +24,7 @@ from onemin_relay.core.types import (
     Usage,
 )
 from onemin_relay.surfaces.openai import chat as openai_chat
+from onemin_relay.surfaces.openai import chat_parse
 from onemin_relay.surfaces.openai import images as openai_images
 
 KEY_VARIABLES = ("ONE_MIN_API_KEY", "ONEMIN_API_KEY")
@@ -83,7 +84,7 @@ def chat_request(model: str, messages: list[Any], optional_params: dict[str, Any
     """The core request for LiteLLM's ``model``, ``messages`` and ``optional_params``."""
     body: dict[str, Any] = {"model": model, "messages": [_plain(m) for m in messages]}
     body.update({k: optional_params[k] for k in CHAT_PARAMETERS if k in optional_params})
-    request, _ = openai_chat.parse_object(body)
+    request, _ = chat_parse.parse_object(body)
     return request
 
 

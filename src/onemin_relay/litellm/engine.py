@@ -34,11 +34,12 @@ from onemin_relay import __version__
 from onemin_relay.core.errors import AuthenticationFailed, InvalidRequest
 from onemin_relay.core.types import Caller
 from onemin_relay.features import Features
+from onemin_relay.gateway.grants import Grant, Mode, Spent
 from onemin_relay.gateway.keys import KeyRecord
 from onemin_relay.gateway.ledger import LedgerWriter
 from onemin_relay.gateway.limit_store import MemoryLimitStore
 from onemin_relay.gateway.limits import RateLimits
-from onemin_relay.gateway.policy import Gateway, Grant, HoldEstimate, Mode, Spent
+from onemin_relay.gateway.policy import Gateway, HoldEstimate
 from onemin_relay.gateway.sqlite_store import SqliteStore
 from onemin_relay.media import GuardedResolver, ImageFetcher
 from onemin_relay.pipeline import Pipeline

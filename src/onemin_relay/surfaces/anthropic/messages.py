@@ -35,6 +35,7 @@ from onemin_relay.core.types import (
     TextDelta,
     ToolCall,
     ToolCallEvent,
+    Usage,
 )
 from onemin_relay.pipeline import ChatStream
 from onemin_relay.surfaces.anthropic.parse import count_decoder, messages_decoder, parse_request
@@ -171,19 +172,18 @@ async def render_events(stream: ChatStream, input_tokens: int) -> AsyncIterator[
                     text_index = 0
                 if text_index is not None:
                     yield _block_stop(text_index)
-                counts: dict[str, int] = {}
-                if usage is not None:
-                    counts = {"input_tokens": usage.input_tokens, **_ZERO_CACHE}
-                counts["output_tokens"] = usage.output_tokens if usage else 0
-                yield _event(
-                    b"message_delta",
-                    {
-                        "type": "message_delta",
-                        "delta": {"stop_reason": _STOP_REASONS[reason], "stop_sequence": None},
-                        "usage": counts,
-                    },
-                )
+                yield _message_delta(reason, usage)
                 yield b'event: message_stop\ndata: {"type":"message_stop"}\n\n'
+
+
+def _message_delta(reason: FinishReason, usage: Usage | None) -> bytes:
+    """The closing ``message_delta``: why the reply stopped, and 1min.ai's final counts."""
+    counts: dict[str, int] = {}
+    if usage is not None:
+        counts = {"input_tokens": usage.input_tokens, **_ZERO_CACHE}
+    counts["output_tokens"] = usage.output_tokens if usage else 0
+    delta = {"stop_reason": _STOP_REASONS[reason], "stop_sequence": None}
+    return _event(b"message_delta", {"type": "message_delta", "delta": delta, "usage": counts})
 
 
 def _tool_use_frames(index: int, call: ToolCall) -> tuple[bytes, ...]:

@@ -35,8 +35,8 @@ from onemin_relay.core.types import (
 from onemin_relay.gateway import traces
 from onemin_relay.gateway.routing import fallback_list
 from onemin_relay.surfaces.common import convert, file_part
-from onemin_relay.surfaces.openai.chat import _Format as _ChatFormat
-from onemin_relay.surfaces.openai.chat import parse_response_format
+from onemin_relay.surfaces.openai.chat_parse import _Format as _ChatFormat
+from onemin_relay.surfaces.openai.chat_parse import parse_response_format
 
 MAX_METADATA_PAIRS = 16
 MAX_METADATA_KEY = 64
