@@ -23,6 +23,14 @@ def test_models_list_covers_chat_image_and_speech(client: openai.OpenAI) -> None
     assert models["dall-e-3"].model_extra["type"] == "image"
 
 
+def test_routing_aliases_are_listed_and_retrievable(client: openai.OpenAI) -> None:
+    listed = {m.id: m for m in client.models.list()}
+    for alias in ("onemin/auto", "onemin/balanced", "onemin/cost-saver"):
+        assert listed[alias].owned_by == "onemin-relay"
+        assert client.models.retrieve(alias).id == alias
+    assert "onemin-auto" not in listed, "the URL form is for Gemini's paths, not for lists"
+
+
 def test_model_with_slash_in_id_is_retrievable(client: openai.OpenAI) -> None:
     model = client.models.retrieve("meta-llama/llama-4-maverick")
     assert model.id == "meta-llama/llama-4-maverick"
