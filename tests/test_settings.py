@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
+from pathlib import Path
+
 import pytest
 
 from onemin_relay.settings import Settings, SettingsError
@@ -54,3 +57,21 @@ def test_bad_values_fail_at_start_up(name: str, value: str) -> None:
 def test_repr_never_shows_the_api_key() -> None:
     settings = Settings.from_env({"ONEMIN_API_KEY": "sk-very-secret"})
     assert "sk-very-secret" not in repr(settings)
+
+
+def test_every_setting_is_in_the_readme_configuration_table() -> None:
+    """Every knob is documented where operators look, with its default."""
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    rows = {line.split("`")[1] for line in readme.splitlines() if line.startswith("| `ONEMIN_")}
+    rows |= {
+        name.strip(" `")
+        for line in readme.splitlines()
+        if line.startswith("| `ONEMIN_")
+        for name in line.split("|")[1].split("/")
+    }
+    missing = [
+        f"ONEMIN_{field.name.upper()}"
+        for field in dataclasses.fields(Settings)
+        if f"ONEMIN_{field.name.upper()}" not in rows
+    ]
+    assert not missing, missing
