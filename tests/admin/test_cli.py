@@ -219,3 +219,24 @@ def test_workers_with_limits_in_memory_are_refused(tmp_path: Path) -> None:
     )  # fmt: skip
     assert done.returncode == 2
     assert "ONEMIN_REDIS_URL" in done.stderr and "each worker" in done.stderr
+
+
+def test_update_changes_what_is_given_and_clears_what_is_asked(tmp_path: Path) -> None:
+    key = cli_json(
+        tmp_path, "keys", "create", "--name", "u", "--rpm", "10", "--tpm", "1000",
+        "--model", "gpt-4o*", "--expires", "2099-01-01T00:00:00Z",
+    )  # fmt: skip
+    out = cli(tmp_path, "keys", "update", key["id"], "--name", "renamed", "--rpm", "20").stdout
+    assert f"Updated {key['id']}" in out
+    shown = cli_json(tmp_path, "keys", "show", key["id"])
+    assert (shown["name"], shown["rpm"], shown["tpm"]) == ("renamed", 20, 1000)
+    assert shown["models"] == ["gpt-4o*"] and shown["expires_at"]
+    cleared = cli_json(
+        tmp_path, "keys", "update", key["id"], "--clear", "tpm", "--clear", "expires",
+        "--clear", "models",
+    )  # fmt: skip
+    assert cleared["tpm"] is None and cleared["expires_at"] is None and cleared["models"] == []
+    assert cleared["rpm"] == 20, "what is not named stays"
+    assert "nothing to change" in cli(tmp_path, "keys", "update", key["id"], code=2).stderr
+    assert "rpm" in cli(tmp_path, "keys", "update", key["id"], "--rpm", "-1", code=2).stderr
+    cli(tmp_path, "keys", "update", "key_missing", "--rpm", "5", code=1)

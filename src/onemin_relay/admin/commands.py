@@ -56,6 +56,15 @@ class Kind(StrEnum):
     relay = "relay"
 
 
+class Clearable(StrEnum):
+    """What ``keys update --clear`` removes: a limit, the expiry, or the model list (all)."""
+
+    rpm = "rpm"
+    tpm = "tpm"
+    expires = "expires"
+    models = "models"
+
+
 class Grouping(StrEnum):
     key = "key"
     model = "model"
@@ -194,6 +203,38 @@ def revoke_key(
     """Revoke a key: calls with it are refused from now on."""
     key = key_object(on_store(lambda store: ops.revoke_key(store, key_id)))
     show(key, as_json, f"Revoked {key['id']} at {key['revoked_at']}.", tables.key_table(key))
+
+
+@keys.command("update")
+def update_key(
+    key_id: Annotated[str, typer.Argument(metavar="ID")],
+    name: Annotated[str | None, typer.Option(help="New name")] = None,
+    model: Annotated[
+        list[str] | None, typer.Option(help="Allowed model glob (repeatable; replaces the list)")
+    ] = None,
+    rpm: Annotated[int | None, typer.Option(help="Requests per minute")] = None,
+    tpm: Annotated[int | None, typer.Option(help="Tokens per minute")] = None,
+    expires: Annotated[str | None, typer.Option(help="Expiry: ISO-8601 or epoch")] = None,
+    project: Annotated[str | None, typer.Option(help="Project the usage is booked to")] = None,
+    clear: Annotated[
+        list[Clearable] | None, typer.Option(help="Remove a limit or the expiry (repeatable)")
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Change a key's name, models, limits, expiry or project; what is not given stays."""
+    given = {"name": name, "rpm": rpm, "tpm": tpm, "expires_at": expires, "project": project}
+    changes: dict[str, Any] = {k: v for k, v in given.items() if v is not None}
+    if model is not None:
+        changes["models"] = model
+    for field in clear or []:
+        cleared = "expires_at" if field is Clearable.expires else field.value
+        changes[cleared] = [] if field is Clearable.models else None
+    if not changes:
+        fail("nothing to change: give at least one option (see --help)", 2)
+    key = key_object(
+        on_store(lambda store: ops.change_key(store, key_id, ops.typed(changes, ops.KeyChanges)))
+    )
+    show(key, as_json, f"Updated {key['id']}.", tables.key_table(key))
 
 
 @keys.command("topup")
