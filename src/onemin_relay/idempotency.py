@@ -10,6 +10,7 @@ replayed whole. The record lives in the gateway store, so every relay process sh
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import time
 from collections.abc import Awaitable, Callable
@@ -57,11 +58,23 @@ def middleware(store: Callable[[], Store], running_lease: float) -> Middleware:
         if first is not None:
             return _replay(first)
         capture = request[CAPTURE] = Capture()
+        kept: list[bool] = []
+
+        async def stream_complete(response: web.StreamResponse) -> None:
+            """Kept before the stream's end reaches the client (see ``Capture``), and kept
+            even if the client, having read it all, hangs up while this is written."""
+            kept.append(True)
+            body = b"".join(capture.frames)
+            outcome = records.record_outcome(holder, key, response.status, _type_of(response), body)
+            await asyncio.shield(outcome)
+
+        capture.complete = stream_complete
         settled = SETTLED.set([])
         try:
             response = await handler(request)
         except BaseException:
-            await records.forget(holder, key)
+            if not kept:
+                await records.forget(holder, key)
             raise
         finally:
             statuses = SETTLED.get() or []
@@ -71,8 +84,9 @@ def middleware(store: Callable[[], Store], running_lease: float) -> Middleware:
         body = _kept_body(response, capture)
         if body is None:
             await records.forget(holder, key)
-        else:
-            await records.record_outcome(holder, key, response.status, _type_of(response), body)
+        elif not kept:
+            outcome = records.record_outcome(holder, key, response.status, _type_of(response), body)
+            await asyncio.shield(outcome)  # the client may hang up as soon as it has the answer
         return response
 
     return idempotent

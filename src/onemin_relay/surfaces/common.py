@@ -8,7 +8,7 @@ import binascii
 import logging
 import math
 import re
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from ipaddress import IPv4Network, IPv6Network, ip_address
 from typing import Any, TypeVar
 
@@ -45,11 +45,14 @@ SHARED = web.AppKey("shared", SharedState)
 
 
 class Capture:
-    """What a streamed answer sent, kept for an idempotent replay (``idempotency.py``)."""
+    """What a streamed answer sent, kept for an idempotent replay (``idempotency.py``).
+    ``complete`` is awaited once the last frame is written and before the stream ends, so a
+    client that retries the moment it has the whole stream finds it kept, not running."""
 
     def __init__(self) -> None:
         self.frames: list[bytes] = []
         self.failed = False
+        self.complete: Callable[[web.StreamResponse], Awaitable[None]] | None = None
 
 
 CAPTURE = web.RequestKey("idempotency_capture", Capture)
@@ -324,5 +327,7 @@ async def write_stream(
             capture.failed = True
         log.debug("client went away mid-stream")
         return response
+    if capture is not None and capture.complete is not None and not capture.failed:
+        await capture.complete(response)
     await response.write_eof()
     return response
