@@ -4,6 +4,7 @@ Every operation is one function run whole on the store's own thread, so a transa
 single hop off the event loop (aiosqlite hops once per statement: a hold would take four).
 ``BEGIN IMMEDIATE`` takes the write lock up front, so processes sharing the file serialise
 their money updates instead of failing half-way; ``busy_timeout`` makes them wait their turn.
+Holds that queue up during a transaction share the next one (:mod:`.group_commit`).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import TypeVar
 import msgspec
 
 from onemin_relay.gateway.evidence import EvidenceReads
+from onemin_relay.gateway.group_commit import GroupCommit
 from onemin_relay.gateway.keys import KeyRecord
 from onemin_relay.gateway.storage import (
     KEY_COLUMNS,
@@ -60,6 +62,7 @@ class SqliteStore(TraceReads, EvidenceReads):
         self.path = path
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-store")
         self._db: sqlite3.Connection | None = None
+        self._holds = GroupCommit(self._reserve_all)
 
     async def open(self) -> None:
         await self._run(self._connect)
@@ -122,26 +125,18 @@ class SqliteStore(TraceReads, EvidenceReads):
     # -- money ---------------------------------------------------------------------------
 
     async def reserve(self, hold: Hold) -> tuple[bool, KeyRecord | None]:
-        def reserve(db: sqlite3.Connection) -> tuple[bool, KeyRecord | None]:
+        return await self._holds.submit(hold)
+
+    async def _reserve_all(self, holds: list[Hold]) -> list[tuple[bool, KeyRecord | None]]:
+        def reserve(db: sqlite3.Connection) -> list[tuple[bool, KeyRecord | None]]:
             db.execute("BEGIN IMMEDIATE")
             try:
-                taken = db.execute(
-                    "UPDATE keys SET reserved = reserved + ? "
-                    "WHERE id = ? AND balance - reserved >= ?",
-                    (hold.amount, hold.key_id, hold.amount),
-                ).rowcount
-                if taken:
-                    db.execute(
-                        f"INSERT INTO holds VALUES ({_marks(10)})",
-                        (hold.id, hold.key_id, hold.amount, hold.owner, hold.created_at,
-                         hold.expires_at, hold.request_id, hold.project, hold.surface, hold.model),
-                    )  # fmt: skip
-                record = None if taken else _one_key(db, "id", hold.key_id)
+                results = [_reserve_one(db, hold) for hold in holds]
                 db.execute("COMMIT")
             except BaseException:
                 db.execute("ROLLBACK")
                 raise
-            return bool(taken), record
+            return results
 
         return await self._run(reserve)
 
@@ -339,6 +334,21 @@ def _migrate(db: sqlite3.Connection) -> int:
         db.execute("ROLLBACK")
         raise
     return version
+
+
+def _reserve_one(db: sqlite3.Connection, hold: Hold) -> tuple[bool, KeyRecord | None]:
+    taken = db.execute(
+        "UPDATE keys SET reserved = reserved + ? WHERE id = ? AND balance - reserved >= ?",
+        (hold.amount, hold.key_id, hold.amount),
+    ).rowcount
+    if not taken:
+        return False, _one_key(db, "id", hold.key_id)
+    db.execute(
+        f"INSERT INTO holds VALUES ({_marks(10)})",
+        (hold.id, hold.key_id, hold.amount, hold.owner, hold.created_at,
+         hold.expires_at, hold.request_id, hold.project, hold.surface, hold.model),
+    )  # fmt: skip
+    return True, None
 
 
 def _settle_one(db: sqlite3.Connection, item: Settlement) -> None:

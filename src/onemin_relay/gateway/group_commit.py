@@ -1,0 +1,70 @@
+"""Group commit: calls that arrive while a transaction is under way share the next one.
+
+A hold on an embedded store is a transaction of its own, and on SQLite its ``COMMIT`` is most
+of its cost (about 200 µs of CPU on a small machine, whatever it holds). Under a burst, the
+holds that queue up behind one transaction go together in the next, each still applied in
+turn, so none can see money another has already taken. A lone call waits for nobody: the
+first one starts a transaction at once.
+
+A caller that leaves before its item is taken takes nothing (its item is dropped). Once taken,
+the item's transaction is already queued on the store's thread, ahead of anything the caller
+does next (settling the hold, say), so the store sees the two in order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Generic, TypeVar
+
+Item = TypeVar("Item")
+Result = TypeVar("Result")
+
+
+class GroupCommit(Generic[Item, Result]):
+    def __init__(self, commit: Callable[[list[Item]], Awaitable[list[Result]]]) -> None:
+        """``commit`` applies a batch in one transaction and returns one result per item,
+        in order. It must queue its transaction before its first suspension."""
+        self._commit = commit
+        self._waiting: list[tuple[Item, asyncio.Future[Result]]] = []
+        self._committer: asyncio.Task[None] | None = None
+
+    async def submit(self, item: Item) -> Result:
+        future: asyncio.Future[Result] = asyncio.get_running_loop().create_future()
+        self._waiting.append((item, future))
+        if self._committer is None:
+            self._committer = asyncio.create_task(self._commit_all())
+        return await future
+
+    async def _commit_all(self) -> None:
+        try:
+            while self._waiting:
+                batch = [(item, future) for item, future in self._waiting if not future.done()]
+                self._waiting = []
+                if batch:
+                    await self._commit_batch(batch)
+        except asyncio.CancelledError:  # the store is closing: nobody is left waiting
+            for _, future in self._waiting:
+                future.cancel()
+            self._waiting = []
+            raise
+        finally:
+            self._committer = None
+
+    async def _commit_batch(self, batch: list[tuple[Item, asyncio.Future[Result]]]) -> None:
+        """A transaction that fails fails every item in it, as it would have each alone (what
+        fails one hold here, a store locked or gone, fails them all)."""
+        try:
+            results = await self._commit([item for item, _ in batch])
+        except asyncio.CancelledError:
+            for _, future in batch:
+                future.cancel()
+            raise
+        except Exception as exc:
+            for _, future in batch:
+                if not future.done():
+                    future.set_exception(exc)
+            return
+        for (_, future), result in zip(batch, results, strict=True):
+            if not future.done():
+                future.set_result(result)

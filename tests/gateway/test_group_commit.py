@@ -1,0 +1,75 @@
+"""Group commit: what queues up during a transaction shares the next one, in order; a caller
+gone before its turn takes nothing; a failed transaction fails only the callers in it."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from onemin_relay.gateway.group_commit import GroupCommit
+
+
+class Store:
+    """Commits one batch at a time, each held open until ``release`` lets it finish."""
+
+    def __init__(self) -> None:
+        self.batches: list[list[int]] = []
+        self.release = asyncio.Event()
+        self.fail_next = False
+
+    async def commit(self, items: list[int]) -> list[int]:
+        self.batches.append(items)
+        await self.release.wait()
+        if self.fail_next:
+            self.fail_next = False
+            raise OSError("the store went away")
+        return [item * 10 for item in items]
+
+
+async def _until(condition: object) -> None:
+    for _ in range(1000):
+        if callable(condition) and condition():
+            return
+        await asyncio.sleep(0)
+    raise AssertionError("never happened")
+
+
+async def test_a_lone_call_goes_at_once_and_the_queue_goes_together() -> None:
+    store = Store()
+    group = GroupCommit(store.commit)
+    first = asyncio.create_task(group.submit(1))
+    await _until(lambda: store.batches == [[1]])
+    rest = [asyncio.create_task(group.submit(n)) for n in range(2, 7)]
+    await asyncio.sleep(0)
+    store.release.set()
+    assert await first == 10
+    assert await asyncio.gather(*rest) == [20, 30, 40, 50, 60]
+    assert store.batches == [[1], [2, 3, 4, 5, 6]]
+
+
+async def test_a_caller_gone_before_its_turn_takes_nothing() -> None:
+    store = Store()
+    group = GroupCommit(store.commit)
+    first = asyncio.create_task(group.submit(1))
+    await _until(lambda: len(store.batches) == 1)
+    leaving, staying = asyncio.create_task(group.submit(2)), asyncio.create_task(group.submit(3))
+    await asyncio.sleep(0)
+    leaving.cancel()
+    store.release.set()
+    assert (await first, await staying) == (10, 30)
+    assert store.batches == [[1], [3]]
+
+
+async def test_a_failed_transaction_fails_its_callers_only() -> None:
+    store = Store()
+    group = GroupCommit(store.commit)
+    store.fail_next = True
+    doomed = asyncio.create_task(group.submit(1))
+    await _until(lambda: len(store.batches) == 1)
+    later = asyncio.create_task(group.submit(2))
+    store.release.set()
+    with pytest.raises(OSError, match="went away"):
+        await doomed
+    assert await later == 20
+    assert await group.submit(3) == 30  # the next burst starts a committer of its own
