@@ -1,13 +1,17 @@
 """Compare two versions of the relay on the same emulator, interleaved (before/after a change).
 
     python -m bench.ab --base /path/to/other/src [--candidate /path/to/src] [--reps 5]
-                       [--only ns1,ns64,st1,st64]
+                       [--only ns1,ns64,st1,st64] [--managed]
 
 Relay A runs from ``--base`` (e.g. ``git archive HEAD src | tar -x -C /tmp/base``), relay B
 from ``--candidate`` (default: this checkout), the emulator from ``--base``. Both relays sit
 on the relay CPU and take turns under the same wrk load. For each load it prints the median
 requests/s, latency and relay CPU per request of each, so a change is judged on figures
 measured side by side rather than across runs.
+
+With ``--managed`` both relays have an operator key and a store of their own, and every call
+is made with a managed key (``sk-onemin-…``) issued into that store: a hold before the upstream
+call and a settlement after it, as ``make bench``'s ``managed`` scenario measures them.
 """
 
 from __future__ import annotations
@@ -18,12 +22,16 @@ import statistics
 import sys
 import tempfile
 from pathlib import Path
+from typing import TypeAlias
 
 import orjson
 
-from bench import bodies, drivers, stack
+from bench import bodies, drivers, stack, stores
+from bench.managed import OPERATOR_KEY
 from bench.procs import BenchError, Fleet, Proc, cpu_seconds, http_status
 from bench.run import Background, layout
+
+Relay: TypeAlias = tuple[Proc, int, str]  # the process, its port, the bearer to call it with
 
 LOADS = {  # the names of bench.run's scenarios: (label, streaming, connections)
     "ns64": ("chat c=64", False, 64),
@@ -34,13 +42,14 @@ LOADS = {  # the names of bench.run's scenarios: (label, streaming, connections)
 
 
 def _measure(
-    port: int, proc: Proc, body: Path, streaming: bool, conns: int, seconds: float, cpus: str
+    relay: Relay, body: Path, streaming: bool, conns: int, seconds: float, cpus: str
 ) -> tuple[float, float, float, float]:
+    proc, port, bearer = relay
     before = cpu_seconds([proc.pid])
     result = drivers.wrk(
         f"http://127.0.0.1:{port}{bodies.RELAYED_CHAT_PATH}",
         body,
-        bodies.relayed_headers("bench-key"),
+        bodies.relayed_headers(bearer),
         connections=conns,
         duration=seconds,
         cpus=cpus,
@@ -51,6 +60,16 @@ def _measure(
     return result["rate"], result["p50"], result["p99"], used / result["requests"] * 1e6
 
 
+def _start(
+    fleet: Fleet, name: str, cpus: str, port: int, source: str | None, managed: bool
+) -> Relay:
+    if not managed:
+        return (*stack.start_relay(fleet, name, cpus, port, source=source), "bench-key")
+    env = {"ONEMIN_DATA_DIR": str(fleet.log_dir / f"data-{name}"), "ONEMIN_API_KEY": OPERATOR_KEY}
+    secret = stores.issue_managed_key(env)
+    return (*stack.start_relay(fleet, name, cpus, port, source=source, extra_env=env), secret)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.ab", description=__doc__)
     parser.add_argument("--base", required=True, help="the src directory of version A")
@@ -59,6 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--duration", type=float, default=3.0)
     parser.add_argument("--only", default="", help="comma-separated loads (default: all)")
     parser.add_argument("--runs", action="store_true", help="also print every run")
+    parser.add_argument("--managed", action="store_true", help="call with a managed key")
     args = parser.parse_args(argv)
     chosen = [name for name in args.only.split(",") if name] or list(LOADS)
     if set(chosen) - set(LOADS):
@@ -75,29 +95,26 @@ def main(argv: list[str] | None = None) -> int:
         url = f"http://127.0.0.1:{emulator_port}/_emulator/faults/bench-key"
         http_status("PUT", url, orjson.dumps(knobs))
         relays = {
-            "A (base)": stack.start_relay(
-                fleet, "relay-a", cpus.relay, emulator_port, source=args.base
-            ),
-            "B (candidate)": stack.start_relay(
-                fleet, "relay-b", cpus.relay, emulator_port, source=args.candidate
-            ),
+            label: _start(fleet, name, cpus.relay, emulator_port, source, args.managed)
+            for label, name, source in (
+                ("A (base)", "relay-a", args.base),
+                ("B (candidate)", "relay-b", args.candidate),
+            )
         }
         for streaming in (False, True):
             body = work / f"{streaming}.json"
             body.write_bytes(bodies.relayed_chat(stream=streaming))
-        for proc, port in relays.values():  # warm up
+        for relay in relays.values():  # warm up
             for streaming in (False, True):
-                _measure(port, proc, work / f"{streaming}.json", streaming, 8, 1, cpus.load)
+                _measure(relay, work / f"{streaming}.json", streaming, 8, 1, cpus.load)
         for label, streaming, conns in (LOADS[name] for name in chosen):
             runs: dict[str, list[tuple[float, float, float, float]]] = {k: [] for k in relays}
             for rep in range(args.reps):
                 order = list(relays) if rep % 2 == 0 else list(relays)[::-1]
                 for name in order:
-                    proc, port = relays[name]
                     runs[name].append(
                         _measure(
-                            port,
-                            proc,
+                            relays[name],
                             work / f"{streaming}.json",
                             streaming,
                             conns,
