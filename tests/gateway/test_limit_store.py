@@ -17,6 +17,7 @@ from onemin_relay.gateway.limit_store import (
     retry_after,
 )
 from onemin_relay.gateway.redis_limits import RedisLimitStore
+from onemin_relay.gateway.redis_responses import connect_redis
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
 WINDOW = 60.0
@@ -34,7 +35,7 @@ async def make_store(request: pytest.FixtureRequest) -> AsyncIterator[StoreFacto
     clients: list[redis.Redis] = []
 
     def make() -> LimitStore:
-        client = redis.from_url(REDIS_URL, socket_timeout=5, socket_connect_timeout=2)
+        client = connect_redis(REDIS_URL)  # as the relay connects: a bounded pool
         clients.append(client)
         return RedisLimitStore(client, window=WINDOW, prefix=prefix)
 

@@ -37,6 +37,7 @@ log = logging.getLogger(__name__)
 DEFAULT_PREFIX = "onemin:"
 DEFAULT_MAX_BYTES_PER_ENTRY = 32 * 1024 * 1024
 DEFAULT_REDIS_TIMEOUT = 2.0
+REDIS_POOL_SIZE = 64  # connections per process
 UNAVAILABLE = "the shared response store is unavailable"
 
 OnError = Literal["fail", "degrade"]
@@ -70,17 +71,26 @@ def owner_prefix(owner: str) -> bytes:
     return _ARRAY_OF_FOUR + _ENCODER.encode(owner)
 
 
-def connect_redis(url: str, *, timeout: float = DEFAULT_REDIS_TIMEOUT) -> redis.Redis:
-    """A client whose every call is bounded: ``timeout`` seconds to connect and per reply,
-    and one immediate retry on a dropped connection (a restarted Redis, an idle socket
-    the network closed)."""
-    return redis.Redis.from_url(
+def connect_redis(
+    url: str, *, timeout: float = DEFAULT_REDIS_TIMEOUT, pool_size: int = REDIS_POOL_SIZE
+) -> redis.Redis:
+    """A client whose every call is bounded: ``timeout`` seconds to connect, per reply and
+    to wait for a free connection, and one immediate retry on a dropped connection (a
+    restarted Redis, an idle socket the network closed).
+
+    Its pool holds at most ``pool_size`` connections: a burst of a thousand requests shares
+    them (a command holds one for about a round trip) instead of opening a thousand sockets
+    at once, some of which then missed the connect timeout on a busy host."""
+    pool = redis.BlockingConnectionPool.from_url(
         url,
+        max_connections=pool_size,
+        timeout=timeout,
         socket_timeout=timeout,
         socket_connect_timeout=timeout,
         retry=Retry(NoBackoff(), 1),
         decode_responses=False,
     )
+    return redis.Redis.from_pool(pool)
 
 
 class RedisResponseStore:
