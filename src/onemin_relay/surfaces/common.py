@@ -81,7 +81,10 @@ class RequestTimeout(InvalidRequest):
 
 async def read_bytes(request: web.Request) -> bytes:
     """The whole body, within ``ONEMIN_BODY_TIMEOUT`` (as nginx's ``client_body_timeout``):
-    a client trickling a large body a byte at a time cannot hold a connection forever."""
+    a client trickling a large body a byte at a time cannot hold a connection forever.
+    A body already here whole (most are: one packet) needs no deadline, nor its timer."""
+    if request.content.is_eof():
+        return await request.read()
     deadline = request.app[SETTINGS].body_timeout
     try:
         async with asyncio.timeout(deadline):
