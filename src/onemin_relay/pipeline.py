@@ -10,7 +10,6 @@ sent upstream (attachments included), ``settle`` once the call has ended, howeve
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -19,6 +18,7 @@ from typing import NoReturn
 import msgspec
 
 from onemin_relay.answers import Answer, Answerer, Plan, estimate_usage
+from onemin_relay.attachments import Attachments
 from onemin_relay.core.errors import (
     InvalidRequest,
     ModelNotFound,
@@ -26,7 +26,6 @@ from onemin_relay.core.errors import (
     UnsupportedModel,
 )
 from onemin_relay.core.ids import unique_id
-from onemin_relay.core.media_types import sniff_image
 from onemin_relay.core.prompt import FlatPrompt, flatten
 from onemin_relay.core.structured import check_schema, instructions
 from onemin_relay.core.tokens import estimate_input_tokens
@@ -35,9 +34,7 @@ from onemin_relay.core.types import (
     Caller,
     ChatRequest,
     ChatResult,
-    FilePart,
     Finish,
-    ImagePart,
     ModelInfo,
     ResponseFormat,
     StreamEvent,
@@ -52,9 +49,9 @@ from onemin_relay.gateway.policy import Gateway
 from onemin_relay.gateway.routing import RoutePlan, Router, attempt_failed, first_events
 from onemin_relay.gateway.routing_config import RouteBook
 from onemin_relay.learning import Learning, answer_id
-from onemin_relay.media import ImageFetcher, Media, decode_data_uri
+from onemin_relay.media import ImageFetcher
 from onemin_relay.settings import Settings
-from onemin_relay.upstream import RECORDS, Asset, ChatCall, ModelCatalog, OneMinClient
+from onemin_relay.upstream import RECORDS, ChatCall, ModelCatalog, OneMinClient
 
 ONLINE_SUFFIX = ":online"
 
@@ -86,7 +83,7 @@ class Pipeline:
     ) -> None:
         self._client = client
         self._catalog = catalog
-        self._fetcher = fetcher
+        self._attachments = Attachments(client, fetcher, settings)
         self._settings = settings
         self._gateway = gateway
         self._billing = ChatBilling(gateway, settings)
@@ -100,7 +97,6 @@ class Pipeline:
             max_attempts=settings.fallback_attempts,
             deadline=settings.fallback_deadline,
         )
-        self._asset_prefix = settings.asset_base + "/"
 
     async def chat(self, request: ChatRequest, caller: Caller) -> ChatResult:
         route = await self._router.plan(request, caller)
@@ -266,7 +262,7 @@ class Pipeline:
         if route is not None:
             bill.grant.route = route.chose(model)
         try:
-            images, files = await self._attach(flat, bill.api_key)
+            images, files = await self._attachments.send(flat, bill.api_key)
         except BaseException as exc:
             _reraise(bill.failed(exc), exc)
         call = ChatCall(
@@ -290,42 +286,6 @@ class Pipeline:
     async def _model_info(self, model: str) -> ModelInfo | None:
         """The catalog entry for a chat model; None when the catalog cannot be read."""
         return await self._catalog.checked(model, "chat")
-
-    async def _attach(
-        self, flat: FlatPrompt, api_key: str
-    ) -> tuple[tuple[str, ...], tuple[str, ...]]:
-        limit = self._settings.max_images_per_request
-        if len(flat.images) > limit:
-            raise InvalidRequest(f"at most {limit} images per request", param="messages")
-        images = await asyncio.gather(*(self._image_path(p, api_key) for p in flat.images))
-        files = await asyncio.gather(*(self._file_uuid(p, api_key) for p in flat.files))
-        return tuple(images), tuple(files)
-
-    async def _image_path(self, part: ImagePart, api_key: str) -> str:
-        url = part.url
-        if url.startswith(self._asset_prefix):
-            return url[len(self._asset_prefix) :]
-        if url.startswith("data:"):
-            media = decode_data_uri(url, self._settings.image_fetch_max_bytes)
-            if not media.media_type.startswith("image/") or sniff_image(media.data) is None:
-                raise InvalidRequest(
-                    "an image_url data: URI must hold a PNG, JPEG, WebP or GIF image",
-                    param="image_url",
-                )
-        elif url.startswith(("https://", "http://")):
-            media = await self._fetcher.fetch(url)
-        else:
-            raise InvalidRequest("image URLs must be https: or data: URIs", param="image_url")
-        return (await self._upload(media, api_key)).path
-
-    async def _file_uuid(self, part: FilePart, api_key: str) -> str:
-        asset = await self._upload(Media(part.data, part.media_type), api_key, part.filename)
-        if asset.uuid is None:
-            raise InvalidRequest("1min.ai did not return an id for the uploaded file")
-        return asset.uuid
-
-    async def _upload(self, media: Media, api_key: str, filename: str | None = None) -> Asset:
-        return await self._client.upload_asset(media.data, media.media_type, api_key, filename)
 
 
 def split_online_suffix(model: str) -> tuple[str, bool]:
