@@ -22,6 +22,7 @@ from onemin_relay.core.errors import (
     RelayError,
     UpstreamUnavailable,
 )
+from onemin_relay.core.held_frames import hold_frames, stop_holding
 from onemin_relay.core.ids import unguessable_id
 from onemin_relay.core.types import Caller, FilePart
 from onemin_relay.features import Features
@@ -285,6 +286,51 @@ def json_response(
     )
 
 
+class _HeldFrames:
+    """Frames rendered but not yet written: they leave together when the upstream reader has
+    nothing more ready (see ``core/held_frames.py``), or when the stream ends.
+
+    A write that fails while the upstream reader sends is kept, not raised into the reader:
+    the writer raises it in its own frame, where a stalled or vanished client is handled.
+    """
+
+    def __init__(self, response: web.StreamResponse, request: web.Request, timeout: float):
+        self.frames: list[bytes] = []
+        self.failure: TimeoutError | ConnectionResetError | None = None
+        self._response = response
+        self._transport = request.transport
+        self._timeout = timeout
+        self._owner = asyncio.current_task()
+
+    async def send_for_reader(self) -> None:
+        if asyncio.current_task() is not self._owner or self.failure is not None:
+            return  # a task that inherited the request's context is not its writer
+        try:
+            await self.send()
+        except (TimeoutError, ConnectionResetError) as exc:
+            self.failure = exc
+            if isinstance(exc, TimeoutError) and self._transport is not None:
+                # dropped now, not at the next frame: losing the connection cancels the
+                # request, upstream call included, even if 1min.ai sends nothing more
+                log.warning("client stopped reading for %ss; stream dropped", self._timeout)
+                self._transport.abort()
+
+    async def send(self) -> None:
+        if self.failure is not None:
+            raise self.failure
+        if not self.frames:
+            return
+        data = self.frames[0] if len(self.frames) == 1 else b"".join(self.frames)
+        self.frames.clear()
+        # a write can only wait once the socket's send buffer is backed up, so the deadline
+        # is armed only then (it costs ~6 µs per write)
+        if self._transport is not None and self._transport.get_write_buffer_size() < _BACKED_UP:
+            await self._response.write(data)
+            return
+        async with asyncio.timeout(self._timeout):
+            await self._response.write(data)
+
+
 async def write_stream(
     request: web.Request,
     frames: AsyncIterator[bytes],
@@ -292,44 +338,48 @@ async def write_stream(
     write_timeout: float,
     headers: dict[str, str] = SSE_HEADERS,
 ) -> web.StreamResponse:
-    """Send frames as they come. An error after the headers becomes an in-stream frame.
+    """Send frames as they come, those of one upstream read together. An error after the
+    headers becomes an in-stream frame.
 
     A client that stops reading for ``write_timeout`` seconds is dropped, so a stalled
-    reader cannot pin an upstream stream open. A write can only wait once the socket's send
-    buffer is backed up, so the deadline is armed only then (it costs ~6 µs per frame).
-    Cancellation (client gone) propagates.
+    reader cannot pin an upstream stream open. Cancellation (client gone) propagates.
     """
     response = web.StreamResponse(headers=headers)
-    transport = request.transport
     capture = request.get(CAPTURE)
+    held = _HeldFrames(response, request, write_timeout)
+    holding = hold_frames(held.send_for_reader)
     try:
         await response.prepare(request)  # the client may be gone already: same as mid-stream
         async for frame in frames:
             if capture is not None:
                 capture.frames.append(frame)
-            if transport is not None and transport.get_write_buffer_size() < _BACKED_UP:
-                await response.write(frame)
-                continue
-            async with asyncio.timeout(write_timeout):
-                await response.write(frame)
+            held.frames.append(frame)
+            if held.failure is not None:
+                raise held.failure
+        await held.send()
     except RelayError as exc:
         if capture is not None:
             capture.failed = True
         log.warning("stream ended with %s (%s): %s", exc.code, exc.status, exc.message)
         request.app[METRICS].errors.labels(exc.code).inc()
-        await response.write(error_frame(exc))
+        held.frames.append(error_frame(exc))
+        await held.send()
     except TimeoutError:
         if capture is not None:
             capture.failed = True
         log.warning("client stopped reading for %ss; stream dropped", write_timeout)
-        if transport is not None:
-            transport.abort()  # not close(): that would wait to flush to a client not reading
+        if (
+            request.transport is not None
+        ):  # not close(): it would wait to flush to a client not reading
+            request.transport.abort()
         return response
     except ConnectionResetError:
         if capture is not None:
             capture.failed = True
         log.debug("client went away mid-stream")
         return response
+    finally:
+        stop_holding(holding)
     if capture is not None and capture.complete is not None and not capture.failed:
         await capture.complete(response)
     await response.write_eof()

@@ -19,6 +19,7 @@ import orjson
 from yarl import URL
 
 from onemin_relay.core.errors import RateLimited, UpstreamError, UpstreamUnavailable
+from onemin_relay.core.held_frames import send_held
 from onemin_relay.core.types import Finish, StreamEvent
 from onemin_relay.settings import Settings
 from onemin_relay.upstream.errors import (
@@ -274,11 +275,17 @@ class OneMinClient:
 
 async def _stream_events(response: aiohttp.ClientResponse) -> AsyncIterator[StreamEvent]:
     parser = ChatStreamParser(response.headers.get("Content-Type"))
-    with map_client_errors("streaming the reply"):
-        async for chunk in response.content.iter_any():
-            for event in parser.feed(chunk):
+    chunks = response.content.iter_any()
+    while True:
+        with map_client_errors("streaming the reply"):
+            chunk = await anext(chunks, None)
+        events = parser.feed(chunk) if chunk is not None else parser.finish()
+        for event in events:
+            if isinstance(event, Finish):
+                await send_held()  # the text so far leaves before the finish is worked out
                 yield event
-                if isinstance(event, Finish):
-                    return
-        for event in parser.finish():
+                return
             yield event
+        if chunk is None:
+            return
+        await send_held()  # what this read made leaves before waiting for the next
