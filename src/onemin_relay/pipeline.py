@@ -168,7 +168,7 @@ class Pipeline:
         try:
             if plan.response_format is not None:
                 answer = await self._answers.complete(plan)
-                events = meter.outcome(meter.watch(_replay(answer)))
+                events = meter.watch(_replay(answer))
             else:
                 opening = self._client.stream_chat(plan.call, plan.api_key)
                 if more:  # a fallback is left: wait for the first real event to commit
@@ -176,10 +176,10 @@ class Pipeline:
                     upstream = await first_events(stack, opening, wait)
                 else:
                     upstream = await stack.enter_async_context(opening)
-                events = meter.watch(_with_usage(upstream, plan.call))
+                call = plan.call
+                events = meter.watch(upstream, lambda text: estimate_usage(call, text))
                 if plan.tools:
-                    events = self._answers.stream(plan, events)
-                events = meter.outcome(events)
+                    events = meter.outcome(self._answers.stream(plan, events))
         except BaseException as exc:
             await stack.aclose()
             attempt_failed(bill.failed(exc, meter.partial_usage()), exc, route)
@@ -346,16 +346,3 @@ async def _replay(answer: Answer) -> AsyncIterator[StreamEvent]:
     for index, call in enumerate(answer.calls):
         yield ToolCallEvent(index, call)
     yield Finish(answer.reason, answer.usage)
-
-
-async def _with_usage(
-    events: AsyncIterator[StreamEvent], call: ChatCall
-) -> AsyncIterator[StreamEvent]:
-    """Pass events through; fill the Finish's usage from a local count when 1min.ai gave none."""
-    pieces: list[str] = []
-    async for event in events:
-        if isinstance(event, TextDelta):
-            pieces.append(event.text)
-        elif isinstance(event, Finish) and event.usage is None:
-            event = Finish(event.reason, await estimate_usage(call, "".join(pieces)))
-        yield event

@@ -9,7 +9,7 @@ past what the key's balance was holding.
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 from onemin_relay.core.errors import InsufficientBalance, RelayError
 from onemin_relay.core.tokens import count_tokens, count_tokens_async
@@ -80,17 +80,33 @@ class StreamMeter:
         self.error: RelayError | None = None
         self.calls: tuple[ToolCall, ...] = ()  # the tool calls the client was sent
 
-    async def watch(self, events: AsyncIterator[StreamEvent]) -> AsyncIterator[StreamEvent]:
-        async for event in events:
-            if self._grant.first_byte is None:
-                self._grant.first_byte = time.monotonic()
-            if isinstance(event, TextDelta):
-                self.text.append(event.text)
-                self.size += len(event.text.encode())
-                await self._check_allowance()
-            elif isinstance(event, Finish):
-                self.finish = event
-            yield event
+    async def watch(
+        self,
+        events: AsyncIterator[StreamEvent],
+        estimate: Callable[[str], Awaitable[Usage]] | None = None,
+    ) -> AsyncIterator[StreamEvent]:
+        """Pass events on, watching them: first byte, text so far (held to the allowance),
+        the finish (its usage counted by ``estimate`` from the text when 1min.ai gave none),
+        tool calls, and the error the stream ended with, which the surface turns into an
+        error event. One generator, not one per concern: each layer costs every delta."""
+        try:
+            async for event in events:
+                if self._grant.first_byte is None:
+                    self._grant.first_byte = time.monotonic()
+                if isinstance(event, TextDelta):
+                    self.text.append(event.text)
+                    self.size += len(event.text.encode())
+                    await self._check_allowance()
+                elif isinstance(event, Finish):
+                    if event.usage is None and estimate is not None:
+                        event = Finish(event.reason, await estimate("".join(self.text)))
+                    self.finish = event
+                elif isinstance(event, ToolCallEvent):
+                    self.calls += (event.call,)
+                yield event
+        except RelayError as exc:
+            self.error = exc
+            raise
 
     def partial_usage(self) -> Usage | None:
         """What a stream that did not finish used, as far as the relay saw it. Counted in
@@ -103,8 +119,8 @@ class StreamMeter:
         return Usage(inputs, count_tokens("".join(self.text), self._model), estimated=True)
 
     async def outcome(self, events: AsyncIterator[StreamEvent]) -> AsyncIterator[StreamEvent]:
-        """The outermost wrapper: remembers the error a stream ended with, which the surface
-        turns into an error event (so it never reaches the pipeline as an exception)."""
+        """Around what a stream's watched events become (tool calls parsed out of the text):
+        the calls the client was sent, and the error the stream ended with."""
         try:
             async for event in events:
                 if isinstance(event, ToolCallEvent):
