@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 import tiktoken
 
+from onemin_relay.core import tokens
 from onemin_relay.core.tokens import (
     MAX_EXACT_CHARS,
     MAX_WHITESPACE_RUN,
@@ -200,3 +201,10 @@ async def test_async_count_of_large_input_keeps_the_loop_responsive() -> None:
         task.cancel()
     assert len(ticks) - started >= 5, "the event loop was blocked while counting 5 MB"
     assert count == count_tokens(text, "gpt-4o")
+
+
+def test_an_encoding_keeps_no_python_copy_of_its_ranks() -> None:
+    """The Rust encoder has its own; the Python table (~27 MB for o200k_base) is freed, and
+    counting is exact without it."""
+    assert count_tokens("hello world", "gpt-4o") == 2
+    assert tokens._encoding("o200k_base")._mergeable_ranks == {}
