@@ -37,6 +37,18 @@ def test_core_imports_no_io_library_and_nothing_of_ours_outside_core() -> None:
     assert all(m.startswith("onemin_relay.core") for m in ours), ours
 
 
+def test_a_relay_without_redis_or_postgresql_imports_neither() -> None:
+    """Clients of stores that are not configured stay out of the process (memory, start-up)."""
+    code = (
+        "import sys, onemin_relay.app, onemin_relay.cli; "
+        "print(','.join(m for m in sys.modules if m.split('.')[0] in ('redis', 'asyncpg')))"
+    )
+    leaked = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    assert leaked.stdout.strip() == "", f"the relay pulled in: {leaked.stdout}"
+
+
 def test_surfaces_never_import_upstream() -> None:
     assert not {m for m in imports_of("surfaces") if m.startswith("onemin_relay.upstream")}
 

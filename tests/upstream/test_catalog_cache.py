@@ -21,12 +21,9 @@ from onemin_relay.core.types import ModelInfo
 from onemin_relay.emulator.state import STATE
 from onemin_relay.settings import Settings
 from onemin_relay.upstream import OneMinClient
-from onemin_relay.upstream.catalog_cache import (
-    RedisSharedCatalog,
-    decode_snapshot,
-    encode_snapshot,
-)
+from onemin_relay.upstream.catalog_cache import decode_snapshot, encode_snapshot
 from onemin_relay.upstream.models import FEATURES, ModelCatalog
+from onemin_relay.upstream.redis_catalog import RedisSharedCatalog
 
 TTL = 60.0
 GHOST = ModelInfo(id="ghost-model", name="Ghost", kind="chat")
@@ -171,7 +168,7 @@ async def test_redis_down_falls_back_to_1min_ai(
         shared = RedisSharedCatalog(down)
         clock = Clock()
         catalog = ModelCatalog(upstream, ttl=TTL, clock=clock, shared=shared)
-        with caplog.at_level(logging.WARNING, logger="onemin_relay.upstream.catalog_cache"):
+        with caplog.at_level(logging.WARNING, logger="onemin_relay.upstream.redis_catalog"):
             current = await catalog.get()
         assert current.get("gpt-4o") is not None
         assert models_requests(emulator) == len(FEATURES)
