@@ -4,7 +4,8 @@ Every operation is one function run whole on the store's own thread, so a transa
 single hop off the event loop (aiosqlite hops once per statement: a hold would take four).
 ``BEGIN IMMEDIATE`` takes the write lock up front, so processes sharing the file serialise
 their money updates instead of failing half-way; ``busy_timeout`` makes them wait their turn.
-Holds that queue up during a transaction share the next one (:mod:`.group_commit`).
+Holds that queue up during a transaction share the next one (:mod:`.group_commit`), and the
+write-ahead log is checkpointed on a thread of its own (:mod:`.sqlite_checkpoints`).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import msgspec
 from onemin_relay.gateway.evidence import EvidenceReads
 from onemin_relay.gateway.group_commit import GroupCommit
 from onemin_relay.gateway.keys import KeyRecord
+from onemin_relay.gateway.sqlite_checkpoints import Checkpointer
 from onemin_relay.gateway.storage import (
     KEY_COLUMNS,
     LEDGER_COLUMNS,
@@ -63,14 +65,21 @@ class SqliteStore(TraceReads, EvidenceReads):
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-store")
         self._db: sqlite3.Connection | None = None
         self._holds = GroupCommit(self._reserve_all)
+        self._checkpoints: Checkpointer | None = None
 
     async def open(self) -> None:
         await self._run(self._connect)
+        if self.path != ":memory:":
+            self._checkpoints = Checkpointer(self.path)
+            self._checkpoints.start()
 
     async def close(self) -> None:
         def close(db: sqlite3.Connection) -> None:
             db.close()
 
+        if self._checkpoints is not None:
+            await self._checkpoints.stop()
+            self._checkpoints = None
         if self._db is not None:
             await self._run(close)
             self._db = None
@@ -298,6 +307,7 @@ class SqliteStore(TraceReads, EvidenceReads):
         db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         db.execute("PRAGMA journal_mode=WAL")
         db.execute("PRAGMA synchronous=NORMAL")
+        db.execute("PRAGMA wal_autocheckpoint=0")  # done off the request path (Checkpointer)
         db.execute("PRAGMA busy_timeout=10000")
         db.execute("PRAGMA foreign_keys=ON")
         self._db = db

@@ -1,0 +1,81 @@
+"""The SQLite store's write-ahead log is checkpointed by a thread of its own, not by a commit
+on the request path."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from onemin_relay.gateway import sqlite_checkpoints
+from onemin_relay.gateway.sqlite_store import SqliteStore
+from onemin_relay.gateway.storage import LedgerRow, Settlement
+
+
+def _rows(count: int) -> list[Settlement]:
+    return [
+        Settlement(
+            LedgerRow(
+                at=1.0,
+                request_id=f"r{n}",
+                key_id=None,
+                project=None,
+                mode="byok",
+                surface="/v1/chat/completions",
+                requested_model="m",
+                upstream_model="m",
+                status=200,
+                outcome="ok",
+            )
+        )
+        for n in range(count)
+    ]
+
+
+def _rows_in_database_file_alone(path: Path, copy: Path) -> int:
+    """Ledger rows in the database file itself, without its write-ahead log."""
+    shutil.copyfile(path, copy)
+    with sqlite3.connect(copy) as db:
+        return int(db.execute("SELECT COUNT(*) FROM ledger").fetchone()[0])
+
+
+async def test_the_log_is_checkpointed_off_the_request_path(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sqlite_checkpoints, "CHECKPOINT_SECONDS", 3600.0)  # by hand below
+    path = tmp_path / "gateway.db"
+    store = SqliteStore(str(path))
+    await store.open()
+    try:
+        await store.migrate()
+        assert store._checkpoints is not None
+        await store._checkpoints.checkpoint()  # the tables, into the database file
+        await store.settle(_rows(60_000))
+        wal = path.with_name(path.name + "-wal")
+        assert wal.stat().st_size > 1000 * 4096  # past SQLite's automatic checkpoint
+        assert _rows_in_database_file_alone(path, tmp_path / "before.db") == 0
+        await store._checkpoints.checkpoint()
+        assert _rows_in_database_file_alone(path, tmp_path / "after.db") == 60_000
+    finally:
+        await store.close()
+
+
+async def test_the_checkpointer_runs_on_its_own(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sqlite_checkpoints, "CHECKPOINT_SECONDS", 0.01)
+    store = SqliteStore(str(tmp_path / "gateway.db"))
+    await store.open()
+    try:
+        await store.migrate()
+        assert store._checkpoints is not None
+        for _ in range(500):
+            if store._checkpoints.checkpoints >= 2:
+                break
+            await asyncio.sleep(0.01)
+        assert store._checkpoints.checkpoints >= 2
+    finally:
+        await store.close()
