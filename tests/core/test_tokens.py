@@ -208,3 +208,13 @@ def test_an_encoding_keeps_no_python_copy_of_its_ranks() -> None:
     counting is exact without it."""
     assert count_tokens("hello world", "gpt-4o") == 2
     assert tokens._encoding("o200k_base")._mergeable_ranks == {}
+
+
+def test_counting_now_never_loads_an_encoding(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A stream being cancelled counts in place: with no encoding loaded it estimates rather
+    than stall the event loop loading one; with one loaded it counts exactly."""
+    monkeypatch.setattr(tokens, "_encodings", {})
+    assert tokens.count_tokens_now("hello world, how are you", "gpt-4o") == 6  # 24 chars / 4
+    assert tokens._encodings == {}
+    monkeypatch.undo()
+    assert tokens.count_tokens_now("hello world", "gpt-4o") == count_tokens("hello world", "gpt-4o")

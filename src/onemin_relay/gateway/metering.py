@@ -12,7 +12,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 from onemin_relay.core.errors import InsufficientBalance, RelayError
-from onemin_relay.core.tokens import count_tokens, count_tokens_async
+from onemin_relay.core.tokens import count_tokens_async, count_tokens_now
 from onemin_relay.core.types import (
     Finish,
     ModelInfo,
@@ -110,13 +110,15 @@ class StreamMeter:
 
     def partial_usage(self) -> Usage | None:
         """What a stream that did not finish used, as far as the relay saw it. Counted in
-        place: this runs while the request is being cancelled, where awaiting is unsafe."""
+        place: this runs while the request is being cancelled, where awaiting is unsafe (and
+        so is loading a tokenizer: an estimate when none is loaded yet, as for a plain
+        1min.ai key with token limits off; a managed key's hold has loaded it)."""
         if self.finish is not None and self.finish.usage is not None:
             return self.finish.usage
         if self.size == 0:
             return None
-        inputs = count_tokens(self._prompt, self._model)
-        return Usage(inputs, count_tokens("".join(self.text), self._model), estimated=True)
+        inputs = count_tokens_now(self._prompt, self._model)
+        return Usage(inputs, count_tokens_now("".join(self.text), self._model), estimated=True)
 
     async def outcome(self, events: AsyncIterator[StreamEvent]) -> AsyncIterator[StreamEvent]:
         """Around what a stream's watched events become (tool calls parsed out of the text):
