@@ -12,6 +12,7 @@ from bench.scenarios import HOLD_DELAY_MS, HOLD_KEY, STREAM_KEY, Bench, median
 HOLD_STREAMS = 1000
 RSS_LIMIT_MIB = 150.0
 SCALING_TARGET = 1.8
+MODEL_CORES = 16  # the host the scaling model speaks of
 
 
 def hold_streams(b: Bench, streams: int = HOLD_STREAMS) -> list[Row]:
@@ -147,14 +148,35 @@ def _scaling_table(b: Bench, runs: dict[str, list[dict[str, Any]]]) -> str:
         "| relay CPU busy |",
         "|---|---|---:|---:|---:|---:|---:|",
     ]
+    per_request: dict[str, float] = {}
     for name, results in runs.items():
         rate = median(_rates(runs, name)) or 0.0
         cpu = [r["cpu"] / r["requests"] * 1e6 for r in results if r["requests"]]
         busy = [r["cpu"] / b.duration for r in results]
-        per_request = f"{median(cpu):.0f} µs" if name != "direct" else "—"
+        per_request[name] = median(cpu) or 0.0
+        cpu_text = f"{per_request[name]:.0f} µs" if name != "direct" else "—"
         load = f"{median(busy):.0%}" if name != "direct" else "—"
         lines.append(
             f"| {name} | {cpus[name]} | {rate:,.0f} | {rate / direct_rate:.0%} | "
-            f"{rate / one_rate:.2f}× | {per_request} | {load} |"
+            f"{rate / one_rate:.2f}× | {cpu_text} | {load} |"
         )
-    return "\n".join(lines)
+    return (
+        "\n".join(lines) + "\n\n" + _host_model(per_request["1 worker"], per_request["2 workers"])
+    )
+
+
+def _host_model(one: float, two: float, cores: int = MODEL_CORES) -> str:
+    """Throughput of a host with ``cores`` cores, one worker each, by the CPU per request."""
+    if not one or not two:
+        return ""
+    per_core = 1e6 / two
+    return (
+        f"**Model of a {cores}-core host.** A worker is one process on one core, and what it "
+        f"can serve is what its CPU per request allows: 1 s ÷ {two:,.0f} µs = "
+        f"{per_core:,.0f} req/s per core with 2 workers ({1e6 / one:,.0f} with 1; the CPU per "
+        f"request changed by {two / one - 1:+.0%} from 1 to 2 workers). With {cores} workers on "
+        f"{cores} cores, 1min.ai and the clients elsewhere: ≈ {cores * per_core:,.0f} req/s of "
+        f"this call, if the CPU per request stays at the 2-worker figure. The workers share "
+        f"nothing on this path but the store's ledger writes (one SQLite file: `python -m "
+        f"bench.ledger` gives its rows/s; use PostgreSQL beyond it) and the optional Redis."
+    )

@@ -1,8 +1,8 @@
 """``make bench``: measure what the relay costs on the path, and write BENCHMARKS.md.
 
     python -m bench.run [--reps 3] [--duration 3]
-                        [--only ns1,ns64,st1,st64,managed,managed_pg,limits,scaling,vision,
-                                hold]
+                        [--only ns1,ns64,st1,st64,floor,managed,managed_pg,limits,scaling,
+                                vision,hold]
                         [--out BENCHMARKS.md] [--profile] [--source DIR]
 
 Starts the emulator (no artificial latency) and a relay on loopback, pinned to separate CPUs,
@@ -28,7 +28,7 @@ from collections.abc import Callable
 from pathlib import Path
 from shutil import which
 
-from bench import capacity, drivers, limits, managed, profile, report, scenarios, stack
+from bench import capacity, drivers, floor, limits, managed, profile, report, scenarios, stack
 from bench.procs import BenchError, Fleet, machine_cpu_seconds, own_cpu_seconds
 from bench.report import Row
 from bench.scenarios import Bench, Layout
@@ -38,6 +38,7 @@ SCENARIOS: dict[str, Callable[[Bench], list[Row]]] = {
     "ns64": lambda b: scenarios.non_stream(b, 64),
     "st1": scenarios.stream_c1,
     "st64": scenarios.stream_c64,
+    "floor": floor.floor,
     "managed": managed.sqlite,
     "managed_pg": managed.postgres,
     "limits": limits.limits,
@@ -51,6 +52,7 @@ ORDER = (
     "ns64",
     "st1",
     "st64",
+    "floor",
     "managed",
     "managed_pg",
     "limits",
