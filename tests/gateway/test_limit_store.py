@@ -6,9 +6,12 @@ import asyncio
 import uuid
 from collections.abc import AsyncIterator, Callable
 
+import msgspec
 import pytest
 import redis.asyncio as redis
 
+from onemin_relay.core.errors import RateLimited
+from onemin_relay.core.types import Caller
 from onemin_relay.gateway.limit_store import (
     Cap,
     LimitStore,
@@ -16,8 +19,10 @@ from onemin_relay.gateway.limit_store import (
     Window,
     retry_after,
 )
+from onemin_relay.gateway.limits import RateLimits, upstream_subject
 from onemin_relay.gateway.redis_limits import RedisLimitStore
 from onemin_relay.gateway.redis_responses import connect_redis
+from onemin_relay.settings import Settings
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
 WINDOW = 60.0
@@ -119,3 +124,24 @@ async def test_finishing_releases_and_corrects_in_one_step(make_store: StoreFact
     await store.finish([cap], "a", ["k3:tokens"], admitted.window_index, -850)
     again = await store.admit([Window("k3:tokens", 1000, 900)], [cap], "b", 60)
     assert again.admitted and again.states[0].remaining == 1000 - 50 - 900
+
+
+async def test_a_request_that_ends_leaves_its_caps(make_store: StoreFactory) -> None:
+    """In memory the end is counted at once (no task); in Redis once the background
+    settlement has run. Either way the next request finds the slot free."""
+    limits = RateLimits(make_store(), Settings(ip_max_in_flight=1, upstream_max_in_flight=1))
+    caller = Caller(api_key="k", client_ip="198.51.100.7", request_id="req_a")
+    grant = await limits.admit(caller, None, "one-1min-key", 10)
+    with pytest.raises(RateLimited):
+        await limits.admit(msgspec.structs.replace(caller, request_id="req_b"), None, "k2", 10)
+    limits.settle(grant, 12)
+    await limits.drain()
+    again = await limits.admit(msgspec.structs.replace(caller, request_id="req_c"), None, "k3", 10)
+    assert len(again.caps) == 2  # counted in flight again, for the IP and for its 1min.ai key
+
+
+def test_the_upstream_cap_names_a_hash_of_the_1min_key() -> None:
+    subject = upstream_subject("sk-secret-1min-key")
+    assert subject.startswith("upstream:") and "secret" not in subject
+    assert subject == upstream_subject("sk-secret-1min-key")
+    assert subject != upstream_subject("sk-other-1min-key")

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Protocol
 
 import msgspec
@@ -108,23 +108,19 @@ def judge(
     """The admission a store decided (``refused`` window, ``full`` cap, or neither), with
     every window's state and, when refused, how long until the request would fit."""
     admitted = refused is None and full is None
-    states = tuple(
-        WindowState(
-            max(
-                0,
-                math.floor(w.limit - estimate(p, c, elapsed, window) - (w.cost if admitted else 0)),
-            ),
-            reset_after(p, c + (w.cost if admitted else 0), elapsed, window),
-        )
-        for w, (p, c) in zip(windows, counts, strict=True)
-    )
+    states = []
+    for check, (previous, current) in zip(windows, counts, strict=True):
+        cost = check.cost if admitted else 0
+        left = check.limit - estimate(previous, current, elapsed, window) - cost
+        reset = reset_after(previous, current + cost, elapsed, window)
+        states.append(WindowState(max(0, math.floor(left)), reset))
     if refused is not None:
         (previous, current), check = counts[refused], windows[refused]
         wait = retry_after(previous, current, elapsed, window, check.limit, check.cost)
-        return Admission(False, refused, None, wait, states, index)
+        return Admission(False, refused, None, wait, tuple(states), index)
     if full is not None:
-        return Admission(False, None, full, CAP_RETRY_SECONDS, states, index)
-    return Admission(True, None, None, 0.0, states, index)
+        return Admission(False, None, full, CAP_RETRY_SECONDS, tuple(states), index)
+    return Admission(True, None, None, 0.0, tuple(states), index)
 
 
 class MemoryLimitStore:
@@ -144,21 +140,15 @@ class MemoryLimitStore:
         index = math.floor(now / self._window)
         elapsed = now - index * self._window
         self._prune(index)
-        counts = [
-            (
-                self._counts.get((w.subject, index - 1), 0.0),
-                self._counts.get((w.subject, index), 0.0),
-            )
-            for w in windows
-        ]
-        refused = next(
-            (
-                i
-                for i, (w, (previous, current)) in enumerate(zip(windows, counts, strict=True))
-                if estimate(previous, current, elapsed, self._window) + w.cost > w.limit
-            ),
-            None,
-        )
+        counts: list[tuple[float, float]] = []
+        refused = None
+        for position, check in enumerate(windows):
+            previous = self._counts.get((check.subject, index - 1), 0.0)
+            current = self._counts.get((check.subject, index), 0.0)
+            counts.append((previous, current))
+            over = estimate(previous, current, elapsed, self._window) + check.cost > check.limit
+            if over and refused is None:
+                refused = position
         full = None if refused is not None else self._full_cap(caps, now)
         admission = judge(windows, counts, elapsed, self._window, index, refused, full)
         if admission.admitted:
@@ -170,18 +160,35 @@ class MemoryLimitStore:
         return admission
 
     async def adjust(self, subject: str, window_index: int, delta: int) -> None:
-        key = (subject, window_index)
-        if key in self._counts:
-            self._counts[key] = max(0.0, self._counts[key] + delta)
+        self._adjust(subject, window_index, delta)
 
     async def finish(
         self, caps: list[Cap], member: str, corrections: list[str], window_index: int, delta: int
     ) -> None:
-        await self.release(caps, member)
+        self.finish_now(caps, member, corrections, window_index, delta)
+
+    def finish_now(
+        self,
+        caps: Sequence[Cap],
+        member: str,
+        corrections: Sequence[str],
+        window_index: int,
+        delta: int,
+    ) -> None:
+        """``finish`` without awaiting: nothing here waits, so a request's end needs no task."""
+        self._release(caps, member)
         for subject in corrections:
-            await self.adjust(subject, window_index, delta)
+            self._adjust(subject, window_index, delta)
 
     async def release(self, caps: list[Cap], member: str) -> None:
+        self._release(caps, member)
+
+    def _adjust(self, subject: str, window_index: int, delta: int) -> None:
+        key = (subject, window_index)
+        if key in self._counts:
+            self._counts[key] = max(0.0, self._counts[key] + delta)
+
+    def _release(self, caps: Sequence[Cap], member: str) -> None:
         for cap in caps:
             members = self._in_flight.get(cap.subject)
             if members is not None:

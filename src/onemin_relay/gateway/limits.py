@@ -11,6 +11,7 @@ counted. The state of the tightest windows is kept for the response's rate-limit
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import itertools
 import logging
@@ -24,7 +25,14 @@ import msgspec
 from onemin_relay.core.errors import RateLimited, UpstreamUnavailable
 from onemin_relay.core.types import Caller
 from onemin_relay.gateway.keys import KeyRecord
-from onemin_relay.gateway.limit_store import Admission, Cap, LimitStore, Window, WindowState
+from onemin_relay.gateway.limit_store import (
+    Admission,
+    Cap,
+    LimitStore,
+    MemoryLimitStore,
+    Window,
+    WindowState,
+)
 from onemin_relay.settings import Settings
 
 _PROCESS = secrets.token_hex(6)
@@ -33,6 +41,10 @@ _ADMISSIONS = itertools.count()
 log = logging.getLogger(__name__)
 
 Kind: TypeAlias = Literal["requests", "tokens"]
+_IP_RPM = "requests per minute for this IP"
+_IP_TPM = "tokens per minute for this IP"
+_KEY_RPM = "requests per minute for this key"
+_KEY_TPM = "tokens per minute for this key"
 
 
 class Counted(msgspec.Struct, frozen=True):
@@ -65,6 +77,8 @@ class RateLimits:
         self._lease = settings.total_timeout + 60
         self.healthy = True
         self._pending: set[asyncio.Task[None]] = set()
+        # a store in this process ends a request at once, with no task to schedule and run
+        self._finish_now = store.finish_now if isinstance(store, MemoryLimitStore) else None
 
     async def admit(
         self, caller: Caller, key: KeyRecord | None, upstream_key: str, tokens: int
@@ -97,6 +111,12 @@ class RateLimits:
     def settle(self, grant: RateGrant, tokens_used: int | None) -> None:
         """Correct the token estimate and leave the in-flight sets (in the background)."""
         if not grant.caps and not grant.token_windows:
+            return
+        if self._finish_now is not None:
+            delta = 0 if tokens_used is None else tokens_used - grant.estimate
+            self._finish_now(
+                grant.caps, grant.member, grant.token_windows, grant.window_index, delta
+            )
             return
         self._in_background(self._settle(grant, tokens_used))
 
@@ -132,16 +152,15 @@ class RateLimits:
     ) -> list[tuple[Kind, str, Window]]:
         settings, ip = self._settings, caller.client_ip
         found: list[tuple[Kind, str, Window]] = []
-
-        def add(kind: Kind, label: str, subject: str, limit: int | None, cost: int) -> None:
-            if limit and (kind == "requests" or cost > 0):
-                found.append((kind, label, Window(subject, limit, cost)))
-
-        add("requests", "requests per minute for this IP", f"ip:{ip}:rpm", settings.ip_rpm, 1)
-        add("tokens", "tokens per minute for this IP", f"ip:{ip}:tpm", settings.ip_tpm, tokens)
+        if settings.ip_rpm:
+            found.append(("requests", _IP_RPM, Window(f"ip:{ip}:rpm", settings.ip_rpm, 1)))
+        if settings.ip_tpm and tokens > 0:
+            found.append(("tokens", _IP_TPM, Window(f"ip:{ip}:tpm", settings.ip_tpm, tokens)))
         if key is not None:
-            add("requests", "requests per minute for this key", f"key:{key.id}:rpm", key.rpm, 1)
-            add("tokens", "tokens per minute for this key", f"key:{key.id}:tpm", key.tpm, tokens)
+            if key.rpm:
+                found.append(("requests", _KEY_RPM, Window(f"key:{key.id}:rpm", key.rpm, 1)))
+            if key.tpm and tokens > 0:
+                found.append(("tokens", _KEY_TPM, Window(f"key:{key.id}:tpm", key.tpm, tokens)))
         return found
 
     def _caps(self, caller: Caller, key: KeyRecord | None, upstream_key: str) -> list[Cap]:
@@ -152,16 +171,14 @@ class RateLimits:
         if key is not None and settings.key_max_in_flight:
             caps.append(Cap(f"key:{key.id}", settings.key_max_in_flight))
         if settings.upstream_max_in_flight:
-            upstream = hashlib.sha256(upstream_key.encode()).hexdigest()[:24]
-            caps.append(Cap(f"upstream:{upstream}", settings.upstream_max_in_flight))
+            caps.append(Cap(upstream_subject(upstream_key), settings.upstream_max_in_flight))
         return caps
 
     def _remember(self, labelled: list[tuple[Kind, str, Window]], admission: Admission) -> None:
-        counted = tuple(
-            Counted(label, kind, window.limit, state)
-            for (kind, label, window), state in zip(labelled, admission.states, strict=True)
-        )
-        RATE_STATE.set(counted)
+        counted = []
+        for (kind, label, window), state in zip(labelled, admission.states, strict=True):
+            counted.append(Counted(label, kind, window.limit, state))
+        RATE_STATE.set(tuple(counted))
 
     def _refusal(
         self, labelled: list[tuple[Kind, str, Window]], caps: list[Cap], admission: Admission
@@ -192,6 +209,13 @@ class RateLimits:
         raise UpstreamUnavailable(
             "rate limits cannot be checked right now; try again shortly"
         ) from None
+
+
+@functools.lru_cache(maxsize=1024)
+def upstream_subject(upstream_key: str) -> str:
+    """The in-flight cap's subject for a 1min.ai key: a hash, never the key (it is stored,
+    in Redis too); remembered, as the same few keys come back on every request."""
+    return "upstream:" + hashlib.sha256(upstream_key.encode()).hexdigest()[:24]
 
 
 def token_estimate(prompt_chars: int, max_output: int | None, expected_output: int) -> int:

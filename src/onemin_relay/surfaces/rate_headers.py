@@ -18,6 +18,23 @@ from onemin_relay.gateway.limits import RATE_STATE, Counted, Kind
 from onemin_relay.relay_path import canonical_path
 
 ANTHROPIC_PATHS = ("/anthropic/", "/v1/messages")
+KINDS: tuple[Kind, ...] = ("requests", "tokens")
+
+
+def _names(template: str) -> dict[Kind, tuple[str, str, str]]:
+    """Per kind, the names of its limit, remaining and reset headers."""
+    return {
+        kind: (
+            template.format(kind=kind, part="limit"),
+            template.format(kind=kind, part="remaining"),
+            template.format(kind=kind, part="reset"),
+        )
+        for kind in KINDS
+    }
+
+
+_OPENAI_NAMES = _names("x-ratelimit-{part}-{kind}")
+_ANTHROPIC_NAMES = _names("anthropic-ratelimit-{kind}-{part}")
 
 
 async def add_rate_headers(request: web.Request, response: web.StreamResponse) -> None:
@@ -26,34 +43,32 @@ async def add_rate_headers(request: web.Request, response: web.StreamResponse) -
     if not counted:
         return
     anthropic = canonical_path(request).startswith(ANTHROPIC_PATHS)
-    for kind in ("requests", "tokens"):
+    headers = response.headers
+    for kind, names in (_ANTHROPIC_NAMES if anthropic else _OPENAI_NAMES).items():
         tightest = _tightest(counted, kind)
         if tightest is None:
             continue
-        headers = _anthropic(tightest, kind) if anthropic else _openai(tightest, kind)
-        response.headers.update(headers)
+        limit, remaining, reset = names
+        headers[limit] = str(tightest.limit)
+        headers[remaining] = str(tightest.state.remaining)
+        headers[reset] = _reset_at(tightest) if anthropic else duration(tightest.state.reset)
 
 
 def _tightest(counted: tuple[Counted, ...], kind: Kind) -> Counted | None:
-    of_kind = [c for c in counted if c.kind == kind]
-    return min(of_kind, key=lambda c: c.state.remaining, default=None)
+    """Of the windows of ``kind``, the one with the least room left."""
+    found = None
+    for window in counted:
+        if window.kind == kind and (
+            found is None or window.state.remaining < found.state.remaining
+        ):
+            found = window
+    return found
 
 
-def _openai(counted: Counted, kind: Kind) -> dict[str, str]:
-    return {
-        f"x-ratelimit-limit-{kind}": str(counted.limit),
-        f"x-ratelimit-remaining-{kind}": str(counted.state.remaining),
-        f"x-ratelimit-reset-{kind}": duration(counted.state.reset),
-    }
-
-
-def _anthropic(counted: Counted, kind: Kind) -> dict[str, str]:
+def _reset_at(counted: Counted) -> str:
+    """Anthropic's style: when the window is empty again, as an RFC 3339 time."""
     at = datetime.fromtimestamp(time.time() + counted.state.reset, UTC).replace(microsecond=0)
-    return {
-        f"anthropic-ratelimit-{kind}-limit": str(counted.limit),
-        f"anthropic-ratelimit-{kind}-remaining": str(counted.state.remaining),
-        f"anthropic-ratelimit-{kind}-reset": at.isoformat().replace("+00:00", "Z"),
-    }
+    return at.isoformat().replace("+00:00", "Z")
 
 
 def duration(seconds: float) -> str:
