@@ -73,3 +73,15 @@ async def test_a_failed_transaction_fails_its_callers_only() -> None:
         await doomed
     assert await later == 20
     assert await group.submit(3) == 30  # the next burst starts a committer of its own
+
+
+async def test_a_batch_holds_at_most_max_batch_items_in_order() -> None:
+    store = Store()
+    group = GroupCommit(store.commit, max_batch=2)
+    first = asyncio.create_task(group.submit(1))
+    await _until(lambda: store.batches == [[1]])
+    rest = [asyncio.create_task(group.submit(n)) for n in range(2, 7)]
+    await asyncio.sleep(0)
+    store.release.set()
+    assert [await first, *await asyncio.gather(*rest)] == [10, 20, 30, 40, 50, 60]
+    assert store.batches == [[1], [2, 3], [4, 5], [6]]

@@ -145,3 +145,24 @@ def test_the_upstream_cap_names_a_hash_of_the_1min_key() -> None:
     assert subject.startswith("upstream:") and "secret" not in subject
     assert subject == upstream_subject("sk-secret-1min-key")
     assert subject != upstream_subject("sk-other-1min-key")
+
+
+async def test_admissions_of_every_shape_are_decided_together_in_turn(
+    make_store: StoreFactory,
+) -> None:
+    """Concurrent admissions with different windows and caps (on Redis, one script call for
+    many): each is decided as if alone, in the order they came, with its own windows' state."""
+    store = make_store()
+    cap = Cap("ip:9:in-flight", 5)
+    shapes: list[tuple[list[Window], list[Cap]]] = [
+        ([Window("s9:requests", 100, 1), Window("s9:tokens", 10_000, 300)], [cap]),
+        ([], [cap, Cap("upstream:9", 100)]),
+        ([Window("s9:requests", 100, 1)], []),
+    ]
+    results = await asyncio.gather(*(store.admit(*shapes[i % 3], f"m{i}", 60) for i in range(30)))
+    capped = [i for i in range(30) if i % 3 != 2]
+    assert [i for i in capped if results[i].admitted] == capped[:5]
+    assert all(results[i].admitted for i in range(2, 30, 3))
+    assert all(len(r.states) == len(shapes[i % 3][0]) for i, r in enumerate(results))
+    last = results[29].states[0]  # 3 of shape 0 (0, 3, 6) and all 10 of shape 2 took one
+    assert last.remaining == 100 - 13

@@ -22,10 +22,16 @@ Result = TypeVar("Result")
 
 
 class GroupCommit(Generic[Item, Result]):
-    def __init__(self, commit: Callable[[list[Item]], Awaitable[list[Result]]]) -> None:
+    def __init__(
+        self,
+        commit: Callable[[list[Item]], Awaitable[list[Result]]],
+        max_batch: int | None = None,
+    ) -> None:
         """``commit`` applies a batch in one transaction and returns one result per item,
-        in order. It must queue its transaction before its first suspension."""
+        in order. It must queue its transaction before its first suspension. A batch holds
+        at most ``max_batch`` items (None: every item waiting)."""
         self._commit = commit
+        self._max_batch = max_batch
         self._waiting: list[tuple[Item, asyncio.Future[Result]]] = []
         self._committer: asyncio.Task[None] | None = None
 
@@ -39,8 +45,9 @@ class GroupCommit(Generic[Item, Result]):
     async def _commit_all(self) -> None:
         try:
             while self._waiting:
-                batch = [(item, future) for item, future in self._waiting if not future.done()]
-                self._waiting = []
+                taken = self._waiting[: self._max_batch]
+                self._waiting = self._waiting[len(taken) :]
+                batch = [(item, future) for item, future in taken if not future.done()]
                 if batch:
                     await self._commit_batch(batch)
         except asyncio.CancelledError:  # the store is closing: nobody is left waiting

@@ -1,9 +1,12 @@
 """The rate-limit counts in Redis, shared by every relay process on every host.
 
-One Lua script per admission reads every window and in-flight set the request is subject to
-and, only if all have room, counts it in all of them; Redis runs a script alone, so this is
-exact under any concurrency. One more, when the request ends, leaves the in-flight sets and
-corrects the token estimate. The time is Redis's own. Keys (under the configured prefix):
+A Lua script reads every window and in-flight set a request is subject to and, only if all
+have room, counts it in all of them; Redis runs a script alone, so this is exact under any
+concurrency. Another, when the request ends, leaves the in-flight sets and corrects the token
+estimate. Requests that arrive while a call is out share the next (``GroupCommit``): one round
+trip and one run for the lot, each request still decided in turn, as if alone; under load
+that is most of the cost per request gone (redis-py's machinery, not Redis, is the cost of a
+call). The time is Redis's own. Keys (under the configured prefix):
 ``rl:<subject>:<window index>`` counters that expire after two windows, and ``if:<subject>``
 sorted sets of requests in flight scored by the end of their lease (a crashed process's
 entries age out). Meant for a standalone Redis (keys are built inside the script).
@@ -11,58 +14,84 @@ entries age out). Meant for a standalone Redis (keys are built inside the script
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import redis.asyncio as redis
 
+from onemin_relay.gateway.group_commit import GroupCommit
 from onemin_relay.gateway.limit_store import Admission, Cap, Window, judge
 
+MAX_BATCH = 256  # admissions per script call: Redis runs a script alone, so keep each short
+
+# Admissions, in order, each as it would be alone. ARGV: window, count, then per admission:
+# lease, member, nw, nc, nw x (limit, cost), nc x cap. KEYS: per admission, nw window keys
+# (without their index) then nc in-flight keys. Per admission the reply holds: admitted,
+# refused window, full cap, window index, elapsed, then nw x (previous, current).
 _ADMIT = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
-local w, lease, member = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3]
-local nw = tonumber(ARGV[4])
+local w, count = tonumber(ARGV[1]), tonumber(ARGV[2])
 local idx = math.floor(now / w)
 local el = now - idx * w
-local out = {0, 0, 0, idx, tostring(el)}
-local refused = 0
-for i = 1, nw do
-  local p = tonumber(redis.call('GET', KEYS[i] .. ':' .. (idx - 1)) or '0')
-  local c = tonumber(redis.call('GET', KEYS[i] .. ':' .. idx) or '0')
-  out[#out + 1] = p
-  out[#out + 1] = c
-  local limit, cost = tonumber(ARGV[3 + 2 * i]), tonumber(ARGV[4 + 2 * i])
-  if refused == 0 and p * (w - el) / w + c + cost > limit then refused = i end
-end
-out[2] = refused
-if refused > 0 then return out end
-for j = 1, #KEYS - nw do
-  local key, cap = KEYS[nw + j], tonumber(ARGV[4 + 2 * nw + j])
-  redis.call('ZREMRANGEBYSCORE', key, '-inf', now)
-  if redis.call('ZCARD', key) >= cap then
-    out[3] = j
-    return out
+local out = {}
+local k, a = 0, 2
+for _ = 1, count do
+  local lease, member = tonumber(ARGV[a + 1]), ARGV[a + 2]
+  local nw, nc = tonumber(ARGV[a + 3]), tonumber(ARGV[a + 4])
+  local head = #out
+  out[head + 1], out[head + 2], out[head + 3] = 0, 0, 0
+  out[head + 4], out[head + 5] = idx, tostring(el)
+  local refused, full = 0, 0
+  for i = 1, nw do
+    local p = tonumber(redis.call('GET', KEYS[k + i] .. ':' .. (idx - 1)) or '0')
+    local c = tonumber(redis.call('GET', KEYS[k + i] .. ':' .. idx) or '0')
+    out[#out + 1] = p
+    out[#out + 1] = c
+    local limit, cost = tonumber(ARGV[a + 3 + 2 * i]), tonumber(ARGV[a + 4 + 2 * i])
+    if refused == 0 and p * (w - el) / w + c + cost > limit then refused = i end
   end
+  if refused == 0 then
+    for j = 1, nc do
+      local key, cap = KEYS[k + nw + j], tonumber(ARGV[a + 4 + 2 * nw + j])
+      redis.call('ZREMRANGEBYSCORE', key, '-inf', now)
+      if full == 0 and redis.call('ZCARD', key) >= cap then full = j end
+    end
+  end
+  if refused == 0 and full == 0 then
+    for i = 1, nw do
+      local key = KEYS[k + i] .. ':' .. idx
+      redis.call('INCRBY', key, tonumber(ARGV[a + 4 + 2 * i]))
+      redis.call('EXPIRE', key, math.ceil(2 * w) + 1)
+    end
+    for j = 1, nc do
+      redis.call('ZADD', KEYS[k + nw + j], now + lease, member)
+      redis.call('EXPIRE', KEYS[k + nw + j], math.ceil(lease) + 1)
+    end
+    out[head + 1] = 1
+  end
+  out[head + 2], out[head + 3] = refused, full
+  k, a = k + nw + nc, a + 4 + 2 * nw + nc
 end
-for i = 1, nw do
-  local key = KEYS[i] .. ':' .. idx
-  redis.call('INCRBY', key, tonumber(ARGV[4 + 2 * i]))
-  redis.call('EXPIRE', key, math.ceil(2 * w) + 1)
-end
-for j = 1, #KEYS - nw do
-  redis.call('ZADD', KEYS[nw + j], now + lease, member)
-  redis.call('EXPIRE', KEYS[nw + j], math.ceil(lease) + 1)
-end
-out[1] = 1
 return out
 """
 
+# Requests that ended: ARGV: count, then per request: member, delta, nw, nc. KEYS: per
+# request, nw window keys (with their index) to correct by delta, then nc in-flight keys.
 _FINISH = """
-local member, delta, nw = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
-for i = 1, nw do
-  if delta ~= 0 and redis.call('EXISTS', KEYS[i]) == 1 then
-    if redis.call('INCRBY', KEYS[i], delta) < 0 then redis.call('SET', KEYS[i], 0, 'KEEPTTL') end
+local k, a = 0, 1
+for _ = 1, tonumber(ARGV[1]) do
+  local member, delta = ARGV[a + 1], tonumber(ARGV[a + 2])
+  local nw, nc = tonumber(ARGV[a + 3]), tonumber(ARGV[a + 4])
+  for i = 1, nw do
+    if delta ~= 0 and redis.call('EXISTS', KEYS[k + i]) == 1 then
+      if redis.call('INCRBY', KEYS[k + i], delta) < 0 then
+        redis.call('SET', KEYS[k + i], 0, 'KEEPTTL')
+      end
+    end
   end
+  for j = 1, nc do redis.call('ZREM', KEYS[k + nw + j], member) end
+  k, a = k + nw + nc, a + 4
 end
-for j = nw + 1, #KEYS do redis.call('ZREM', KEYS[j], member) end
 return 1
 """
 
@@ -74,6 +103,20 @@ return 1
 """
 
 
+class _Admit(NamedTuple):
+    windows: list[Window]
+    caps: list[Cap]
+    member: str
+    lease: float
+
+
+class _Finish(NamedTuple):
+    windows: list[str]  # keys, with their window index
+    caps: list[str]  # keys
+    member: str
+    delta: int
+
+
 class RedisLimitStore:
     def __init__(self, client: redis.Redis, *, window: float, prefix: str = "onemin:") -> None:
         self._client = client
@@ -82,18 +125,15 @@ class RedisLimitStore:
         self._admit = client.register_script(_ADMIT)
         self._adjust = client.register_script(_ADJUST)
         self._finish = client.register_script(_FINISH)
+        # admissions (and ends) that arrive while a script call is out go together in the
+        # next: one round trip and one script run for the lot, each still decided in turn
+        self._admissions = GroupCommit(self._admit_all, max_batch=MAX_BATCH)
+        self._finishes = GroupCommit(self._finish_all, max_batch=MAX_BATCH)
 
     async def admit(
         self, windows: list[Window], caps: list[Cap], member: str, lease: float
     ) -> Admission:
-        keys = [self._window_key(w.subject) for w in windows]
-        keys += [self._cap_key(c.subject) for c in caps]
-        args: list[str | int | float] = [self._window, lease, member, len(windows)]
-        for check in windows:
-            args += [check.limit, check.cost]
-        args += [cap.limit for cap in caps]
-        reply = await self._admit(keys=keys, args=args)
-        return self._read(reply, windows)
+        return await self._admissions.submit(_Admit(windows, caps, member, lease))
 
     async def adjust(self, subject: str, window_index: int, delta: int) -> None:
         if delta:
@@ -104,9 +144,35 @@ class RedisLimitStore:
         self, caps: list[Cap], member: str, corrections: list[str], window_index: int, delta: int
     ) -> None:
         windows = [f"{self._window_key(s)}:{window_index}" for s in corrections] if delta else []
-        keys = windows + [self._cap_key(cap.subject) for cap in caps]
-        if keys:
-            await self._finish(keys=keys, args=[member, delta, len(windows)])
+        keys = [self._cap_key(cap.subject) for cap in caps]
+        if windows or keys:
+            await self._finishes.submit(_Finish(windows, keys, member, delta))
+
+    async def _admit_all(self, batch: list[_Admit]) -> list[Admission]:
+        keys: list[str] = []
+        args: list[str | int | float] = [self._window, len(batch)]
+        for item in batch:
+            keys += [self._window_key(w.subject) for w in item.windows]
+            keys += [self._cap_key(c.subject) for c in item.caps]
+            args += [item.lease, item.member, len(item.windows), len(item.caps)]
+            for check in item.windows:
+                args += [check.limit, check.cost]
+            args += [cap.limit for cap in item.caps]
+        reply = await self._admit(keys=keys, args=args)
+        admissions, at = [], 0
+        for item in batch:
+            admissions.append(self._read(reply[at : at + 5 + 2 * len(item.windows)], item.windows))
+            at += 5 + 2 * len(item.windows)
+        return admissions
+
+    async def _finish_all(self, batch: list[_Finish]) -> list[None]:
+        keys: list[str] = []
+        args: list[str | int] = [len(batch)]
+        for item in batch:
+            keys += item.windows + item.caps
+            args += [item.member, item.delta, len(item.windows), len(item.caps)]
+        await self._finish(keys=keys, args=args)
+        return [None] * len(batch)
 
     async def release(self, caps: list[Cap], member: str) -> None:
         if caps:
