@@ -13,6 +13,7 @@ from openai import AsyncStream
 from openai.types.chat import ChatCompletionChunk
 
 from onemin_relay.gateway.keys import hash_key, usd_to_nanos
+from onemin_relay.gateway.storage import Store
 from tests.gateway import procs
 
 LEASE = 1.5
@@ -23,6 +24,13 @@ FINISHED = 2
 
 async def _rest(stream: AsyncStream[ChatCompletionChunk]) -> str:
     return "".join([c.choices[0].delta.content or "" async for c in stream if c.choices])
+
+
+async def _until_written(store: Store, key_id: str, count: int) -> None:
+    deadline = time.monotonic() + 10
+    while len(await store.ledger(key_id, 100)) < count:
+        assert time.monotonic() < deadline, "the ledger rows were never written"
+        await asyncio.sleep(0.02)
 
 
 async def _open_streams(client: openai.AsyncOpenAI) -> list[AsyncStream[ChatCompletionChunk]]:
@@ -57,6 +65,9 @@ async def test_holds_of_a_killed_relay_are_swept_and_recorded(
                     await client.chat.completions.create(
                         model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}]
                     )
+                # finished calls are written in batches (within 50 ms); a kill before then
+                # would leave them unsettled too, which is not what this test is about
+                await _until_written(store, record.id, FINISHED)
                 procs.put_faults(
                     upstream.url, env["ONEMIN_API_KEY"], reply="word " * 400, chunk_delay_ms=200
                 )
