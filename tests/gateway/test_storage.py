@@ -257,6 +257,25 @@ async def test_concurrent_reserves_never_overdraw(make_store: StoreFactory) -> N
     assert (await current(store, record.id)).reserved == 0
 
 
+async def test_holds_arriving_together_are_taken_in_order_each_as_if_alone(
+    store: Store,
+) -> None:
+    """Both stores take holds that queue up during a transaction in the next one; each is
+    still judged on what those before it left, and a refused one sees that key as it was."""
+    small, large = await new_key(store, balance=100), await new_key(store, balance=1000)
+    amounts = [(small.id, 60), (large.id, 500), (small.id, 50), (small.id, 40), (large.id, 600)]
+    amounts += [("key_missing", 1), (large.id, 500)]
+    results = await asyncio.gather(*(store.reserve(hold(key, n)) for key, n in amounts))
+    assert [taken for taken, _ in results] == [True, True, False, True, False, False, True]
+    refused_small, refused_large = results[2][1], results[4][1]
+    assert refused_small is not None and refused_small.reserved == 60
+    assert refused_large is not None and refused_large.reserved == 500
+    assert results[5][1] is None
+    assert (await current(store, small.id)).reserved == 100
+    assert (await current(store, large.id)).reserved == 1000
+    assert await store.sweep(NOW + 3600) == 4, "one hold row per hold taken"
+
+
 async def test_concurrent_reserves_from_two_stores_never_overdraw(
     make_store: StoreFactory,
 ) -> None:

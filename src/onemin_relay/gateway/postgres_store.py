@@ -1,23 +1,22 @@
 """The shared store: PostgreSQL through an asyncpg pool.
 
-Many relay processes may share one database, so every money change is either one conditional
-statement (a hold) or one transaction that locks the keys it touches first, in id order, and
-then their holds, also in id order; renewals lock holds only. With one lock order everywhere
-transactions wait for each other instead of deadlocking (a deadlock PostgreSQL still reports
-is retried).
+Many relay processes may share one database, so every money change is one transaction that
+locks the keys it touches first, in id order, and then their holds (``postgres_money.py``).
+A deadlock PostgreSQL still reports is retried.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 import asyncpg
-import msgspec
 from asyncpg import Connection, Pool
 
+from onemin_relay.gateway import postgres_money as money
 from onemin_relay.gateway.evidence import EvidenceReads
+from onemin_relay.gateway.group_commit import GroupCommit
 from onemin_relay.gateway.keys import KeyRecord
 from onemin_relay.gateway.storage import (
     KEY_COLUMNS,
@@ -29,17 +28,13 @@ from onemin_relay.gateway.storage import (
     Remembered,
     Settlement,
     UsageRow,
-    charge_for,
     key_from_row,
     key_values,
     ledger_from_row,
-    ledger_values,
     schema,
     stored_change,
-    trace_values_of,
-    unsettled_row,
 )
-from onemin_relay.gateway.trace_store import Query, TraceQueries, TraceReads
+from onemin_relay.gateway.trace_store import Query, TraceReads
 
 # the server unreachable, restarting or out of connections: worth retrying, unlike an error
 # about what was sent
@@ -59,10 +54,7 @@ T = TypeVar("T")
 
 MIGRATION_LOCK = 0x6F6E656D696E  # pg_advisory_xact_lock id: only one process migrates at once
 RETRIES = 3  # attempts of a transaction PostgreSQL aborted as a deadlock or serialisation loser
-
-
-def _marks(count: int, start: int = 1) -> str:
-    return ", ".join(f"${n}" for n in range(start, start + count))
+MAX_HOLDS_PER_BATCH = 256
 
 
 GROUPS = {
@@ -70,47 +62,19 @@ GROUPS = {
     "model": "upstream_model",
     "day": "to_char(to_timestamp(at) AT TIME ZONE 'UTC', 'YYYY-MM-DD')",
 }
-HOLD_COLUMNS = (
-    "id, key_id, amount, owner, created_at, expires_at, request_id, project, surface, model"
-)
-_LEDGER_INSERT = f"INSERT INTO ledger ({LEDGER_COLUMNS}) VALUES ({_marks(20)})"
-_TRACES = TraceQueries("postgres")
-_RESERVE = (
-    "WITH taken AS (UPDATE keys SET reserved = reserved + $3 "
-    "WHERE id = $2 AND balance - reserved >= $3 RETURNING id) "
-    f"INSERT INTO holds ({HOLD_COLUMNS}) "
-    "SELECT $1, taken.id, $3, $4, $5, $6, $7, $8, $9, $10 FROM taken RETURNING id"
-)
-_LOCK_KEYS = (
-    "SELECT id, balance, reserved FROM keys WHERE id = ANY($1::text[]) ORDER BY id FOR UPDATE"
-)
-_RELEASE_HOLDS = (
-    "DELETE FROM holds WHERE id IN (SELECT id FROM holds WHERE id = ANY($1::text[]) "
-    "ORDER BY id FOR UPDATE) RETURNING id, amount"
-)
-_SWEEP_HOLDS = (
-    "DELETE FROM holds WHERE id IN (SELECT id FROM holds WHERE expires_at < $1 "
-    "AND key_id = ANY($2::text[]) ORDER BY id FOR UPDATE) "
-    "RETURNING key_id, amount, request_id, project, surface, model"
-)
-_RENEW = (
-    "UPDATE holds SET expires_at = $1 WHERE id IN "
-    "(SELECT id FROM holds WHERE owner = $2 ORDER BY id FOR UPDATE)"
-)
-_APPLY = (
-    "UPDATE keys SET reserved = reserved - $1, balance = balance - $2, spent = spent + $2 "
-    "WHERE id = $3"
-)
 
 
 class PostgresStore(TraceReads, EvidenceReads):
-    _traces = _TRACES
+    _traces = money.TRACES
 
     def __init__(self, url: str, *, min_size: int = 1, max_size: int = 10) -> None:
         self.url = url
         self.min_size = min_size
         self.max_size = max_size
         self._pool: Pool | None = None
+        # holds that queue up while one transaction runs share the next (see GroupCommit):
+        # under a burst on one key, one commit and one row lock for many holds, not one each
+        self._holds = GroupCommit(self._reserve_all, max_batch=MAX_HOLDS_PER_BATCH)
 
     async def open(self) -> None:
         if self._pool is None:
@@ -129,14 +93,14 @@ class PostgresStore(TraceReads, EvidenceReads):
     # -- keys ----------------------------------------------------------------------------
 
     async def add_key(self, record: KeyRecord) -> None:
-        sql = f"INSERT INTO keys ({KEY_COLUMNS}) VALUES ({_marks(15)})"
+        sql = f"INSERT INTO keys ({KEY_COLUMNS}) VALUES ({money.marks(15)})"
         await self._with(lambda db: db.execute(sql, *key_values(record)))
 
     async def key(self, key_id: str) -> KeyRecord | None:
-        return await self._with(lambda db: _one_key(db, "id", key_id))
+        return await self._with(lambda db: money.one_key(db, "id", key_id))
 
     async def key_by_hash(self, key_hash: str) -> KeyRecord | None:
-        return await self._with(lambda db: _one_key(db, "hash", key_hash))
+        return await self._with(lambda db: money.one_key(db, "hash", key_hash))
 
     async def keys(self) -> list[KeyRecord]:
         sql = f"SELECT {KEY_COLUMNS} FROM keys ORDER BY created_at"
@@ -151,47 +115,42 @@ class PostgresStore(TraceReads, EvidenceReads):
         async def update(db: Connection) -> KeyRecord | None:
             if values:
                 await db.execute(sql, *values, key_id)
-            return await _one_key(db, "id", key_id)
+            return await money.one_key(db, "id", key_id)
 
         return await self._with(update)
 
     async def top_up(self, key_id: str, amount: int) -> KeyRecord | None:
         async def top_up(db: Connection) -> KeyRecord | None:
             await db.execute("UPDATE keys SET balance = balance + $1 WHERE id = $2", amount, key_id)
-            return await _one_key(db, "id", key_id)
+            return await money.one_key(db, "id", key_id)
 
         return await self._with(top_up)
 
     # -- money ---------------------------------------------------------------------------
 
     async def reserve(self, hold: Hold) -> tuple[bool, KeyRecord | None]:
-        async def reserve(db: Connection) -> tuple[bool, KeyRecord | None]:
-            taken = await db.fetchval(
-                _RESERVE,
-                hold.id, hold.key_id, hold.amount, hold.owner, hold.created_at,
-                hold.expires_at, hold.request_id, hold.project, hold.surface, hold.model,
-            )  # fmt: skip
-            if taken is not None:
-                return True, None
-            return False, await _one_key(db, "id", hold.key_id)
+        return await self._holds.submit(hold)
 
-        return await self._with(reserve)
+    async def _reserve_all(self, holds: list[Hold]) -> list[tuple[bool, KeyRecord | None]]:
+        if len(holds) == 1:  # nobody queued behind it: one statement, not a transaction
+            return [await self._with(lambda db: money.reserve_one(db, holds[0]))]
+        return await self._transaction(lambda db: money.reserve(db, holds))
 
     async def renew(self, owner: str, expires_at: float) -> int:
         async def renew(db: Connection) -> int:
-            return _count(await db.execute(_RENEW, expires_at, owner))
+            return _count(await db.execute(money.RENEW, expires_at, owner))
 
         return await self._transaction(renew)
 
     async def settle(self, batch: list[Settlement]) -> None:
         if batch:
-            await self._transaction(lambda db: _settle(db, batch))
+            await self._transaction(lambda db: money.settle(db, batch))
 
     def transient(self, error: BaseException) -> bool:
         return isinstance(error, TRANSIENT_ERRORS)
 
     async def sweep(self, now: float) -> int:
-        return await self._transaction(lambda db: _sweep(db, now))
+        return await self._transaction(lambda db: money.sweep(db, now))
 
     # -- reading the ledger --------------------------------------------------------------
 
@@ -299,11 +258,6 @@ class PostgresStore(TraceReads, EvidenceReads):
         raise AssertionError("unreachable")
 
 
-async def _one_key(db: Connection, column: str, value: str) -> KeyRecord | None:
-    row = await db.fetchrow(f"SELECT {KEY_COLUMNS} FROM keys WHERE {column} = $1", value)
-    return None if row is None else key_from_row(tuple(row))
-
-
 def _count(status: str) -> int:
     """The row count of a command tag such as ``UPDATE 3`` or ``DELETE 0``."""
     return int(status.rsplit(" ", 1)[-1])
@@ -319,68 +273,3 @@ async def _migrate(db: Connection) -> int:
         await db.execute("INSERT INTO schema_version VALUES ($1)", number)
         version = number
     return version
-
-
-async def _settle(db: Connection, batch: list[Settlement]) -> None:
-    """Charge and record a batch in order, as if each settlement ran alone: keys are locked
-    up front, their holds deleted in one statement, and the arithmetic done here on the
-    locked balances (``charge_for`` on each settlement's view after those before it)."""
-    charged_keys = [item for item in batch if item.key_id is not None]
-    key_ids = sorted({str(i.key_id) for i in charged_keys})
-    locked = await db.fetch(_LOCK_KEYS, key_ids) if key_ids else []
-    keys = {row["id"]: [int(row["balance"]), int(row["reserved"])] for row in locked}
-    hold_ids = sorted({i.hold_id for i in charged_keys if i.hold_id is not None})
-    held: dict[str, int] = {}
-    if hold_ids:
-        held = {row["id"]: int(row["amount"]) for row in await db.fetch(_RELEASE_HOLDS, hold_ids)}
-    deltas: dict[str, list[int]] = {}  # key id -> [released, charged]
-    rows: list[tuple[object, ...]] = []
-    traces: list[tuple[object, ...]] = []
-    for item in batch:
-        row = item.row
-        state = keys.get(item.key_id) if item.key_id is not None else None
-        if item.key_id is not None:
-            released = held.pop(item.hold_id, 0) if item.hold_id is not None else 0
-            charged = 0
-            if state is not None:
-                charged = charge_for(row.cost, state[0], state[1] - released)
-                state[0] -= charged
-                state[1] -= released
-                delta = deltas.setdefault(item.key_id, [0, 0])
-                delta[0] += released
-                delta[1] += charged
-            row = msgspec.structs.replace(row, charged=charged)
-        rows.append(ledger_values(row))
-        if item.trace is not None:
-            traces.append(trace_values_of(row, item.trace))
-    await _apply(db, ((r, c, key_id) for key_id, (r, c) in deltas.items()))
-    await db.executemany(_LEDGER_INSERT, rows)
-    if traces:
-        await db.executemany(_TRACES.insert, traces)
-
-
-async def _apply(db: Connection, changes: Iterable[tuple[int, int, str]]) -> None:
-    """Release ``reserved`` and charge ``charged`` per key, in key order."""
-    ordered = sorted(changes, key=lambda change: change[2])
-    if ordered:
-        await db.executemany(_APPLY, ordered)
-
-
-async def _sweep(db: Connection, now: float) -> int:
-    candidates = await db.fetch(
-        "SELECT DISTINCT key_id FROM holds WHERE expires_at < $1 ORDER BY key_id", now
-    )
-    key_ids = [row["key_id"] for row in candidates]
-    if not key_ids:
-        return 0
-    await db.execute(_LOCK_KEYS, key_ids)
-    expired = await db.fetch(_SWEEP_HOLDS, now, key_ids)
-    released: dict[str, int] = {}
-    rows: list[tuple[object, ...]] = []
-    for key_id, amount, request_id, project, surface, model in expired:
-        released[key_id] = released.get(key_id, 0) + int(amount)
-        rows.append(ledger_values(unsettled_row(now, request_id, key_id, project, surface, model)))
-    await _apply(db, ((amount, 0, key_id) for key_id, amount in released.items()))
-    if rows:
-        await db.executemany(_LEDGER_INSERT, rows)
-    return len(expired)
