@@ -276,6 +276,32 @@ async def test_holds_arriving_together_are_taken_in_order_each_as_if_alone(
     assert await store.sweep(NOW + 3600) == 4, "one hold row per hold taken"
 
 
+async def test_a_hold_whose_caller_left_while_it_was_taken_is_released_once(
+    store: Store,
+) -> None:
+    """A caller that leaves while its hold is being taken settles it as refused at once
+    (as the gateway does): whichever reaches the store first, the hold ends up released,
+    exactly once, and the other caller's hold is untouched."""
+    record = await new_key(store, balance=100)
+    staying, leaving = hold(record.id, 30), hold(record.id, 50)
+    first = asyncio.create_task(store.reserve(staying))
+    second = asyncio.create_task(store.reserve(leaving))
+    await asyncio.sleep(0.001)  # both are taken, in one transaction or in turn
+    second.cancel()
+    refusal = ledger_row(leaving.request_id, key_id=record.id, cost=0)
+    await store.settle([Settlement(refusal, key_id=record.id, hold_id=leaving.id)])
+    assert await first == (True, None)
+    await asyncio.gather(second, return_exceptions=True)
+    for _ in range(200):  # a release of an abandoned hold runs in the background
+        if (await current(store, record.id)).reserved == 30:
+            break
+        await asyncio.sleep(0.01)
+    after = await current(store, record.id)
+    assert (after.balance, after.reserved) == (100, 30)
+    assert await store.sweep(NOW + 3600) == 1, "only the staying hold is left"
+    assert (await current(store, record.id)).reserved == 0
+
+
 async def test_concurrent_reserves_from_two_stores_never_overdraw(
     make_store: StoreFactory,
 ) -> None:

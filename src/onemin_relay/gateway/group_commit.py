@@ -7,8 +7,10 @@ turn, so none can see money another has already taken. A lone call waits for nob
 first one starts a transaction at once.
 
 A caller that leaves before its item is taken takes nothing (its item is dropped). Once taken,
-the item's transaction is already queued on the store's thread, ahead of anything the caller
-does next (settling the hold, say), so the store sees the two in order.
+the item's transaction is ahead of anything the caller does next (settling the hold, say): on
+SQLite it is already queued on the store's thread; on PostgreSQL it has already asked the pool
+for a connection (served in turn) and locks its keys first, and a settlement, which the ledger
+writes at least 50 ms later, locks the same keys first, so it waits for the hold's commit.
 """
 
 from __future__ import annotations
