@@ -59,6 +59,7 @@ def middleware(store: Callable[[], Store], running_lease: float) -> Middleware:
             return _replay(first)
         capture = request[CAPTURE] = Capture()
         kept: list[bool] = []
+        forgotten: list[bool] = []  # from here on the key may be a retry's: never forget it
 
         async def stream_complete(response: web.StreamResponse) -> None:
             """Kept before the stream's end reaches the client (see ``Capture``), and kept
@@ -68,12 +69,18 @@ def middleware(store: Callable[[], Store], running_lease: float) -> Middleware:
             outcome = records.record_outcome(holder, key, response.status, _type_of(response), body)
             await asyncio.shield(outcome)
 
-        capture.complete = stream_complete
+        async def stream_failing() -> None:
+            """Forgotten before the stream's error reaches the client, who may retry the
+            moment it reads it: the retry then runs afresh, and is not forgotten later."""
+            forgotten.append(True)
+            await records.forget(holder, key)
+
+        capture.complete, capture.failing = stream_complete, stream_failing
         settled = SETTLED.set([])
         try:
             response = await handler(request)
         except BaseException:
-            if not kept:
+            if not kept and not forgotten:
                 await records.forget(holder, key)
             raise
         finally:
@@ -82,6 +89,8 @@ def middleware(store: Callable[[], Store], running_lease: float) -> Middleware:
         if any(status >= 400 for status in statuses):
             capture.failed = True  # a stream that failed after its headers: not replayable
         body = _kept_body(response, capture)
+        if forgotten:
+            return response
         if body is None:
             await records.forget(holder, key)
         elif not kept:

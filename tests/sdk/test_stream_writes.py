@@ -18,7 +18,13 @@ from aiohttp import web
 from onemin_relay.core.errors import UpstreamError
 from onemin_relay.core.held_frames import send_held
 from onemin_relay.metrics import METRICS, Metrics
-from onemin_relay.surfaces.common import GATEWAY, write_stream
+from onemin_relay.surfaces.common import (
+    CAPTURE,
+    GATEWAY,
+    Capture,
+    ReportedInStream,
+    write_stream,
+)
 from tests.conftest import Stack
 
 
@@ -74,6 +80,41 @@ async def test_frames_before_an_error_leave_with_its_frame(
     response = await client.get("/")
     assert await response.read() == b"ab" + b"error:upstream_error"
     assert writes == [b"a", b"berror:upstream_error"]
+
+
+async def test_a_failure_the_frames_told_forgets_the_request_before_the_client_reads_it(
+    aiohttp_client: Any, writes: list[bytes]
+) -> None:
+    """A stream whose own frames report its failure (Responses' response.failed, a Gemini
+    array's error element): no error frame is added, nothing is kept for a replay, and the
+    idempotency key is let go before the failure leaves, so a retry never meets it."""
+    seen: list[object] = []
+
+    async def produce() -> AsyncIterator[bytes]:
+        yield b"a"
+        await send_held()
+        yield b"told:failed"
+        raise ReportedInStream(UpstreamError("1min.ai closed the connection"))
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        capture = request[CAPTURE] = Capture()
+
+        async def failing() -> None:
+            seen.append(("failing after writes", list(writes)))
+
+        async def complete(_: web.StreamResponse) -> None:
+            seen.append("complete")
+
+        capture.failing, capture.complete = failing, complete
+        return await write_stream(request, produce(), lambda exc: b"error:" + exc.code.encode(), 5)
+
+    app = web.Application()
+    app[METRICS] = Metrics()
+    app.router.add_get("/", handler)
+    client = await aiohttp_client(app)
+    response = await client.get("/")
+    assert await response.read() == b"atold:failed"
+    assert seen == [("failing after writes", [b"a"])]
 
 
 def test_each_delta_arrives_while_the_upstream_is_still_sending(stack: Stack, api_key: str) -> None:

@@ -48,12 +48,25 @@ SHARED = web.AppKey("shared", SharedState)
 class Capture:
     """What a streamed answer sent, kept for an idempotent replay (``idempotency.py``).
     ``complete`` is awaited once the last frame is written and before the stream ends, so a
-    client that retries the moment it has the whole stream finds it kept, not running."""
+    client that retries the moment it has the whole stream finds it kept, not running;
+    ``failing`` before an error frame leaves, so a client that retries the moment it reads
+    the error finds nothing kept and nothing running."""
 
     def __init__(self) -> None:
         self.frames: list[bytes] = []
         self.failed = False
         self.complete: Callable[[web.StreamResponse], Awaitable[None]] | None = None
+        self.failing: Callable[[], Awaitable[None]] | None = None
+
+
+class ReportedInStream(Exception):
+    """Raised by a stream's frames after they have told the client of ``error`` themselves
+    (a Responses ``response.failed`` event, a Gemini array's error element): the stream
+    failed, and no error frame is to be added."""
+
+    def __init__(self, error: RelayError) -> None:
+        super().__init__(error.message)
+        self.error = error
 
 
 CAPTURE = web.RequestKey("idempotency_capture", Capture)
@@ -357,12 +370,16 @@ async def write_stream(
             if held.failure is not None:
                 raise held.failure
         await held.send()
-    except RelayError as exc:
+    except (RelayError, ReportedInStream) as exc:
+        error = exc.error if isinstance(exc, ReportedInStream) else exc
         if capture is not None:
             capture.failed = True
-        log.warning("stream ended with %s (%s): %s", exc.code, exc.status, exc.message)
-        request.app[METRICS].errors.labels(exc.code).inc()
-        held.frames.append(error_frame(exc))
+            if capture.failing is not None:
+                await capture.failing()
+        log.warning("stream ended with %s (%s): %s", error.code, error.status, error.message)
+        request.app[METRICS].errors.labels(error.code).inc()
+        if isinstance(exc, RelayError):
+            held.frames.append(error_frame(exc))
         await held.send()
     except TimeoutError:
         if capture is not None:

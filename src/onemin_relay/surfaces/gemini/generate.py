@@ -39,6 +39,7 @@ from onemin_relay.pipeline import ChatStream
 from onemin_relay.surfaces.common import (
     PIPELINE,
     SETTINGS,
+    ReportedInStream,
     error_response,
     json_response,
     write_stream,
@@ -149,8 +150,8 @@ async def as_json_array(chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
             yield (b"[" if first else b",\r\n") + chunk
             first = False
     except RelayError as exc:
-        yield (b"[" if first else b",\r\n") + render_error_element(exc)
-        first = False
+        yield (b"[" if first else b",\r\n") + render_error_element(exc) + b"]"
+        raise ReportedInStream(exc) from exc
     yield b"[]" if first else b"]"
 
 

@@ -10,6 +10,7 @@ import orjson
 from onemin_relay.core.errors import RelayError
 from onemin_relay.core.types import Finish, TextDelta, ToolCall, ToolCallEvent
 from onemin_relay.pipeline import ChatStream
+from onemin_relay.surfaces.common import ReportedInStream
 from onemin_relay.surfaces.openai.errors import error_body
 from onemin_relay.surfaces.openai.responses_objects import (
     final_status,
@@ -103,6 +104,7 @@ async def render_events(
         await on_final(failed, text, ())
         yield frames.lifecycle("response.failed", failed)
         yield frames.error(exc)
+        raise ReportedInStream(exc) from exc
 
 
 def _function_call_frames(frames: _Frames, output_index: int, call: ToolCall) -> list[bytes]:
