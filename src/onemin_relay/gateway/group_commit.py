@@ -30,8 +30,9 @@ class GroupCommit(Generic[Item, Result]):
         max_batch: int | None = None,
     ) -> None:
         """``commit`` applies a batch in one transaction and returns one result per item,
-        in order. It must queue its transaction before its first suspension. A batch holds
-        at most ``max_batch`` items (None: every item waiting)."""
+        in order. Whatever a caller does once its item is taken must reach the store after
+        that item's transaction (the module doc says how each store ensures it). A batch
+        holds at most ``max_batch`` items (None: every item waiting)."""
         self._commit = commit
         self._max_batch = max_batch
         self._waiting: list[tuple[Item, asyncio.Future[Result]]] = []

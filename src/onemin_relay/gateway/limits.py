@@ -112,13 +112,13 @@ class RateLimits:
         """Correct the token estimate and leave the in-flight sets (in the background)."""
         if not grant.caps and not grant.token_windows:
             return
+        delta = 0 if tokens_used is None else tokens_used - grant.estimate
         if self._finish_now is not None:
-            delta = 0 if tokens_used is None else tokens_used - grant.estimate
             self._finish_now(
                 grant.caps, grant.member, grant.token_windows, grant.window_index, delta
             )
             return
-        self._in_background(self._settle(grant, tokens_used))
+        self._in_background(self._settle(grant, delta))
 
     def _in_background(self, work: Coroutine[Any, Any, None]) -> None:
         """Run ``work`` past the request's end (or cancellation); ``drain`` waits for it."""
@@ -133,8 +133,7 @@ class RateLimits:
         except Exception as exc:
             log.warning("rate limits: could not finish a request (%s)", type(exc).__name__)
 
-    async def _settle(self, grant: RateGrant, tokens_used: int | None) -> None:
-        delta = 0 if tokens_used is None else tokens_used - grant.estimate
+    async def _settle(self, grant: RateGrant, delta: int) -> None:
         try:
             await self._store.finish(
                 list(grant.caps), grant.member, list(grant.token_windows), grant.window_index, delta

@@ -161,8 +161,9 @@ class RedisLimitStore:
         reply = await self._admit(keys=keys, args=args)
         admissions, at = [], 0
         for item in batch:
-            admissions.append(self._read(reply[at : at + 5 + 2 * len(item.windows)], item.windows))
-            at += 5 + 2 * len(item.windows)
+            size = 5 + 2 * len(item.windows)  # this admission's part of the reply
+            admissions.append(self._read(reply[at : at + size], item.windows))
+            at += size
         return admissions
 
     async def _finish_all(self, batch: list[_Finish]) -> list[None]:
