@@ -209,15 +209,9 @@ async def _main(args: argparse.Namespace, port: int) -> tuple[list[list[str]], l
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m bench.alternatives.client", description=__doc__
+    args = common.client_args(
+        argv, "python -m bench.alternatives.client", __doc__, NAMES, (2000, 500)
     )
-    parser.add_argument("--requests", type=int, default=2000, help="JSON calls per run")
-    parser.add_argument("--streams", type=int, default=500, help="SSE calls per run")
-    parser.add_argument("--reps", type=int, default=3, help="repetitions per measurement")
-    parser.add_argument("--clients", default=",".join(NAMES), help="of " + ",".join(NAMES))
-    args = parser.parse_args(argv)
-    args.clients = args.clients.split(",")
     common.require(*(name for name in args.clients if name != "aiohttp"))
     import uvloop
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import importlib.metadata
 import importlib.util
@@ -91,6 +92,25 @@ def settle_connections(
     while (count := connections_to(port, pids)) > expected and time.monotonic() - start < seconds:
         time.sleep(0.02)
     return count, time.monotonic() - start
+
+
+def client_args(
+    argv: list[str] | None,
+    prog: str,
+    doc: str | None,
+    names: Sequence[str],
+    counts: tuple[int, int],
+) -> argparse.Namespace:
+    """The arguments the client comparisons share; ``clients`` comes back as a list."""
+    parser = argparse.ArgumentParser(prog=prog, description=doc)
+    requests, streams = counts
+    parser.add_argument("--requests", type=int, default=requests, help="JSON calls per run")
+    parser.add_argument("--streams", type=int, default=streams, help="SSE calls per run")
+    parser.add_argument("--reps", type=int, default=3, help="repetitions per measurement")
+    parser.add_argument("--clients", default=",".join(names), help="of " + ",".join(names))
+    args = parser.parse_args(argv)
+    args.clients = args.clients.split(",")
+    return args
 
 
 def percentile(values: Sequence[float], share: float) -> float:
