@@ -12,11 +12,16 @@ measured side by side rather than across runs.
 With ``--managed`` both relays have an operator key and a store of their own, and every call
 is made with a managed key (``sk-onemin-…``) issued into that store: a hold before the upstream
 call and a settlement after it, as ``make bench``'s ``managed`` scenario measures them.
+
+With ``--limits memory`` or ``--limits redis`` both relays count every request in every limit,
+set so high it never refuses, as the ``limits`` scenario does: in the process, or in Redis
+(``ONEMIN_BENCH_REDIS_URL``, loopback) under a key prefix of each relay's own, deleted after.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import shutil
 import statistics
 import sys
@@ -27,6 +32,7 @@ from typing import TypeAlias
 import orjson
 
 from bench import bodies, drivers, stack, stores
+from bench.limits import NEVER_REFUSE, RedisProbe, redis_probe
 from bench.managed import OPERATOR_KEY
 from bench.procs import BenchError, Fleet, Proc, cpu_seconds, http_status
 from bench.run import Background, layout
@@ -61,13 +67,30 @@ def _measure(
 
 
 def _start(
-    fleet: Fleet, name: str, cpus: str, port: int, source: str | None, managed: bool
+    fleet: Fleet,
+    name: str,
+    cpus: str,
+    port: int,
+    source: str | None,
+    managed: bool,
+    limits: dict[str, str],
 ) -> Relay:
     if not managed:
-        return (*stack.start_relay(fleet, name, cpus, port, source=source), "bench-key")
+        started = stack.start_relay(fleet, name, cpus, port, source=source, extra_env=limits)
+        return (*started, "bench-key")
     env = {"ONEMIN_DATA_DIR": str(fleet.log_dir / f"data-{name}"), "ONEMIN_API_KEY": OPERATOR_KEY}
     secret = stores.issue_managed_key(env)
+    env.update(limits)
     return (*stack.start_relay(fleet, name, cpus, port, source=source, extra_env=env), secret)
+
+
+def _limits_env(kind: str | None, probe: RedisProbe | None, name: str) -> dict[str, str]:
+    if kind is None:
+        return {}
+    if probe is None:
+        return dict(NEVER_REFUSE)
+    redis = {"ONEMIN_REDIS_URL": probe.url, "ONEMIN_REDIS_PREFIX": f"{probe.prefix}{name}:"}
+    return {**NEVER_REFUSE, **redis}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -79,6 +102,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", default="", help="comma-separated loads (default: all)")
     parser.add_argument("--runs", action="store_true", help="also print every run")
     parser.add_argument("--managed", action="store_true", help="call with a managed key")
+    parser.add_argument(
+        "--limits", choices=("memory", "redis"), default=None, help="every limit on, kept here"
+    )
     args = parser.parse_args(argv)
     chosen = [name for name in args.only.split(",") if name] or list(LOADS)
     if set(chosen) - set(LOADS):
@@ -89,13 +115,23 @@ def main(argv: list[str] | None = None) -> int:
     work = Path(tempfile.mkdtemp(prefix="onemin-ab-"))
     fleet = Fleet(work)
     background = Background(fleet)
+    cleanup = contextlib.ExitStack()  # the Redis keys of the run, when limits live there
+    probe = cleanup.enter_context(redis_probe()) if args.limits == "redis" else None
     try:
         _, emulator_port = stack.start_emulator(fleet, cpus.emulator, source=args.base)
         knobs = {"reply": bodies.REPLY}
         url = f"http://127.0.0.1:{emulator_port}/_emulator/faults/bench-key"
         http_status("PUT", url, orjson.dumps(knobs))
         relays = {
-            label: _start(fleet, name, cpus.relay, emulator_port, source, args.managed)
+            label: _start(
+                fleet,
+                name,
+                cpus.relay,
+                emulator_port,
+                source,
+                args.managed,
+                _limits_env(args.limits, probe, name),
+            )
             for label, name, source in (
                 ("A (base)", "relay-a", args.base),
                 ("B (candidate)", "relay-b", args.candidate),
@@ -141,6 +177,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     finally:
         fleet.stop_all()
+        cleanup.close()
     shutil.rmtree(work, ignore_errors=True)
     return 0
 

@@ -85,3 +85,44 @@ async def test_a_batch_holds_at_most_max_batch_items_in_order() -> None:
     store.release.set()
     assert [await first, *await asyncio.gather(*rest)] == [10, 20, 30, 40, 50, 60]
     assert store.batches == [[1], [2, 3], [4, 5], [6]]
+
+
+def _even(item: int) -> bool:
+    return item % 2 == 0
+
+
+async def test_an_item_that_can_wait_rides_with_the_next_urgent_one() -> None:
+    """Odd items here are not urgent: they wait for an even one (up to an hour: it comes
+    first), and both go in one batch, in the order they came."""
+    store = Store()
+    store.release.set()
+    group = GroupCommit(store.commit, urgent=_even, linger=3600)
+    waiting = asyncio.create_task(group.submit(1))
+    for _ in range(20):
+        await asyncio.sleep(0)
+    assert store.batches == [] and not waiting.done()
+    assert await group.submit(2) == 20
+    assert await waiting == 10
+    assert store.batches == [[1, 2]]
+
+
+async def test_an_item_that_can_wait_goes_alone_when_nothing_urgent_comes() -> None:
+    store = Store()
+    store.release.set()
+    group = GroupCommit(store.commit, urgent=_even, linger=0.01)
+    assert await asyncio.wait_for(group.submit(1), timeout=5) == 10
+    assert store.batches == [[1]]
+
+
+async def test_urgent_items_never_wait_for_the_linger() -> None:
+    """While a batch is out, what queues behind it goes next at once if any of it is
+    urgent; the items that can wait go with it."""
+    store = Store()
+    group = GroupCommit(store.commit, urgent=_even, linger=3600)
+    first = asyncio.create_task(group.submit(2))
+    await _until(lambda: store.batches == [[2]])
+    rest = [asyncio.create_task(group.submit(n)) for n in (3, 4, 5)]
+    await asyncio.sleep(0)
+    store.release.set()
+    assert [await first, *await asyncio.gather(*rest)] == [20, 30, 40, 50]
+    assert store.batches == [[2], [3, 4, 5]]

@@ -126,6 +126,28 @@ async def test_finishing_releases_and_corrects_in_one_step(make_store: StoreFact
     assert again.admitted and again.states[0].remaining == 1000 - 50 - 900
 
 
+async def test_a_request_that_ended_never_holds_its_slot_against_the_next_here(
+    make_store: StoreFactory,
+) -> None:
+    """An end still on its way when the next admission comes: in Redis it rides in the
+    admission's script call and is applied first; in memory it is counted at once. Either
+    way this process never refuses a request for a slot its own finished request held."""
+    store = make_store()
+    cap = [Cap("ip:11:in-flight", 1)]
+    tokens = Window("k11:tokens", 1000, 600)
+    ends = []
+    for i in range(20):
+        admitted = await store.admit([tokens], cap, f"r{i}", 60)
+        assert admitted.admitted, i
+        # 600 tokens estimated, 10 used: the next fits only once this correction is applied
+        end = store.finish(cap, f"r{i}", ["k11:tokens"], admitted.window_index, -590)
+        ends.append(asyncio.create_task(end))
+        await asyncio.sleep(0)  # the end is submitted, not yet applied
+    await asyncio.gather(*ends)
+    last = await store.admit([tokens], cap, "last", 60)
+    assert last.admitted and last.states[0].remaining == 1000 - 20 * 10 - 600
+
+
 async def test_a_request_that_ends_leaves_its_caps(make_store: StoreFactory) -> None:
     """In memory the end is counted at once (no task); in Redis once the background
     settlement has run. Either way the next request finds the slot free."""

@@ -28,19 +28,30 @@ class GroupCommit(Generic[Item, Result]):
         self,
         commit: Callable[[list[Item]], Awaitable[list[Result]]],
         max_batch: int | None = None,
+        *,
+        urgent: Callable[[Item], bool] | None = None,
+        linger: float = 0.0,
     ) -> None:
         """``commit`` applies a batch in one transaction and returns one result per item,
         in order. Whatever a caller does once its item is taken must reach the store after
         that item's transaction (the module doc says how each store ensures it). A batch
-        holds at most ``max_batch`` items (None: every item waiting)."""
+        holds at most ``max_batch`` items (None: every item waiting).
+
+        With ``urgent``, items it calls not urgent wait up to ``linger`` seconds for an
+        urgent one to share its transaction (a batch goes at once when one is waiting)."""
         self._commit = commit
         self._max_batch = max_batch
+        self._urgent = urgent
+        self._linger = linger
+        self._urgent_waiting = asyncio.Event()
         self._waiting: list[tuple[Item, asyncio.Future[Result]]] = []
         self._committer: asyncio.Task[None] | None = None
 
     async def submit(self, item: Item) -> Result:
         future: asyncio.Future[Result] = asyncio.get_running_loop().create_future()
         self._waiting.append((item, future))
+        if self._urgent is None or self._urgent(item):
+            self._urgent_waiting.set()
         if self._committer is None:
             self._committer = asyncio.create_task(self._commit_all())
         return await future
@@ -48,8 +59,14 @@ class GroupCommit(Generic[Item, Result]):
     async def _commit_all(self) -> None:
         try:
             while self._waiting:
+                if not self._urgent_waiting.is_set():
+                    await self._wait_for_urgent()
                 taken = self._waiting[: self._max_batch]
                 self._waiting = self._waiting[len(taken) :]
+                if self._urgent is not None and not any(
+                    self._urgent(item) for item, _ in self._waiting
+                ):
+                    self._urgent_waiting.clear()
                 batch = [(item, future) for item, future in taken if not future.done()]
                 if batch:
                     await self._commit_batch(batch)
@@ -60,6 +77,13 @@ class GroupCommit(Generic[Item, Result]):
             raise
         finally:
             self._committer = None
+
+    async def _wait_for_urgent(self) -> None:
+        try:
+            async with asyncio.timeout(self._linger):
+                await self._urgent_waiting.wait()
+        except TimeoutError:
+            pass
 
     async def _commit_batch(self, batch: list[tuple[Item, asyncio.Future[Result]]]) -> None:
         """A transaction that fails fails every item in it, as it would have each alone (what

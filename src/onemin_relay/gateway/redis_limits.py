@@ -2,11 +2,13 @@
 
 A Lua script reads every window and in-flight set a request is subject to and, only if all
 have room, counts it in all of them; Redis runs a script alone, so this is exact under any
-concurrency. Another, when the request ends, leaves the in-flight sets and corrects the token
-estimate. Requests that arrive while a call is out share the next (``GroupCommit``): one round
-trip and one run for the lot, each request still decided in turn, as if alone; under load
-that is most of the cost per request gone (redis-py's machinery, not Redis, is the cost of a
-call). The time is Redis's own. Keys (under the configured prefix):
+concurrency. When a request ends, the same script leaves its in-flight sets and corrects its
+token estimate. Admissions and ends that arrive while a call is out share the next
+(``GroupCommit``): one round trip and one run for the lot, ends first, then each admission
+decided in turn, as if alone; under load that is most of the cost per request gone
+(redis-py's machinery, not Redis, is the cost of a call). An end waits up to ``END_LINGER``
+for an admission to ride with, so one request after another (no overlap to share) costs one
+call each, not two. The time is Redis's own. Keys (under the configured prefix):
 ``rl:<subject>:<window index>`` counters that expire after two windows, and ``if:<subject>``
 sorted sets of requests in flight scored by the end of their lease (a crashed process's
 entries age out). Meant for a standalone Redis (keys are built inside the script).
@@ -21,20 +23,41 @@ import redis.asyncio as redis
 from onemin_relay.gateway.group_commit import GroupCommit
 from onemin_relay.gateway.limit_store import Admission, Cap, Window, judge
 
-MAX_BATCH = 256  # admissions per script call: Redis runs a script alone, so keep each short
+MAX_BATCH = 256  # ends and admissions per script call: Redis runs a script alone, keep it short
+# How long a request's end may wait for an admission to share its script call. Another
+# process may see the in-flight slot taken this much longer; this one applies it before its
+# next admission (which takes the waiting ends along, applied first).
+END_LINGER = 0.01
 
-# Admissions, in order, each as it would be alone. ARGV: window, count, then per admission:
-# lease, member, nw, nc, nw x (limit, cost), nc x cap. KEYS: per admission, nw window keys
-# (without their index) then nc in-flight keys. Per admission the reply holds: admitted,
-# refused window, full cap, window index, elapsed, then nw x (previous, current).
-_ADMIT = """
+# Requests that ended, then admissions in order, each as it would be alone. ARGV: the count
+# of ends, per end: member, delta, nw, nc; then window, the count of admissions, per
+# admission: lease, member, nw, nc, nw x (limit, cost), nc x cap. KEYS: per end, nw window
+# keys (with their index) to correct by delta, then nc in-flight keys; per admission, nw
+# window keys (without their index) then nc in-flight keys. Per admission the reply holds:
+# admitted, refused window, full cap, window index, elapsed, then nw x (previous, current).
+_END_AND_ADMIT = """
+local k, a = 0, 1
+for _ = 1, tonumber(ARGV[1]) do
+  local member, delta = ARGV[a + 1], tonumber(ARGV[a + 2])
+  local nw, nc = tonumber(ARGV[a + 3]), tonumber(ARGV[a + 4])
+  for i = 1, nw do
+    if delta ~= 0 and redis.call('EXISTS', KEYS[k + i]) == 1 then
+      if redis.call('INCRBY', KEYS[k + i], delta) < 0 then
+        redis.call('SET', KEYS[k + i], 0, 'KEEPTTL')
+      end
+    end
+  end
+  for j = 1, nc do redis.call('ZREM', KEYS[k + nw + j], member) end
+  k, a = k + nw + nc, a + 4
+end
+local w, count = tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2])
+a = a + 2
+local out = {}
+if count == 0 then return out end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
-local w, count = tonumber(ARGV[1]), tonumber(ARGV[2])
 local idx = math.floor(now / w)
 local el = now - idx * w
-local out = {}
-local k, a = 0, 2
 for _ = 1, count do
   local lease, member = tonumber(ARGV[a + 1]), ARGV[a + 2]
   local nw, nc = tonumber(ARGV[a + 3]), tonumber(ARGV[a + 4])
@@ -75,26 +98,6 @@ end
 return out
 """
 
-# Requests that ended: ARGV: count, then per request: member, delta, nw, nc. KEYS: per
-# request, nw window keys (with their index) to correct by delta, then nc in-flight keys.
-_FINISH = """
-local k, a = 0, 1
-for _ = 1, tonumber(ARGV[1]) do
-  local member, delta = ARGV[a + 1], tonumber(ARGV[a + 2])
-  local nw, nc = tonumber(ARGV[a + 3]), tonumber(ARGV[a + 4])
-  for i = 1, nw do
-    if delta ~= 0 and redis.call('EXISTS', KEYS[k + i]) == 1 then
-      if redis.call('INCRBY', KEYS[k + i], delta) < 0 then
-        redis.call('SET', KEYS[k + i], 0, 'KEEPTTL')
-      end
-    end
-  end
-  for j = 1, nc do redis.call('ZREM', KEYS[k + nw + j], member) end
-  k, a = k + nw + nc, a + 4
-end
-return 1
-"""
-
 _ADJUST = """
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
 local v = redis.call('INCRBY', KEYS[1], ARGV[1])
@@ -122,18 +125,21 @@ class RedisLimitStore:
         self._client = client
         self._window = window
         self._prefix = prefix
-        self._admit = client.register_script(_ADMIT)
+        self._script = client.register_script(_END_AND_ADMIT)
         self._adjust = client.register_script(_ADJUST)
-        self._finish = client.register_script(_FINISH)
-        # admissions (and ends) that arrive while a script call is out go together in the
-        # next: one round trip and one script run for the lot, each still decided in turn
-        self._admissions = GroupCommit(self._admit_all, max_batch=MAX_BATCH)
-        self._finishes = GroupCommit(self._finish_all, max_batch=MAX_BATCH)
+        # admissions and ends that arrive while a script call is out go together in the
+        # next: one round trip and one script run for the lot, each still decided in turn;
+        # an end waits a little for an admission to ride with
+        self._calls: GroupCommit[_Admit | _Finish, Admission | None] = GroupCommit(
+            self._run_all, max_batch=MAX_BATCH, urgent=_is_admission, linger=END_LINGER
+        )
 
     async def admit(
         self, windows: list[Window], caps: list[Cap], member: str, lease: float
     ) -> Admission:
-        return await self._admissions.submit(_Admit(windows, caps, member, lease))
+        admission = await self._calls.submit(_Admit(windows, caps, member, lease))
+        assert admission is not None
+        return admission
 
     async def adjust(self, subject: str, window_index: int, delta: int) -> None:
         if delta:
@@ -146,34 +152,37 @@ class RedisLimitStore:
         windows = [f"{self._window_key(s)}:{window_index}" for s in corrections] if delta else []
         keys = [self._cap_key(cap.subject) for cap in caps]
         if windows or keys:
-            await self._finishes.submit(_Finish(windows, keys, member, delta))
+            await self._calls.submit(_Finish(windows, keys, member, delta))
 
-    async def _admit_all(self, batch: list[_Admit]) -> list[Admission]:
+    async def _run_all(self, batch: list[_Admit | _Finish]) -> list[Admission | None]:
+        """One script call: the ends in the batch first (they free room), then the admissions
+        in the order they came."""
+        ends = [item for item in batch if isinstance(item, _Finish)]
+        admits = [item for item in batch if isinstance(item, _Admit)]
         keys: list[str] = []
-        args: list[str | int | float] = [self._window, len(batch)]
-        for item in batch:
+        args: list[str | int | float] = [len(ends)]
+        for end in ends:
+            keys += end.windows + end.caps
+            args += [end.member, end.delta, len(end.windows), len(end.caps)]
+        args += [self._window, len(admits)]
+        for item in admits:
             keys += [self._window_key(w.subject) for w in item.windows]
             keys += [self._cap_key(c.subject) for c in item.caps]
             args += [item.lease, item.member, len(item.windows), len(item.caps)]
             for check in item.windows:
                 args += [check.limit, check.cost]
             args += [cap.limit for cap in item.caps]
-        reply = await self._admit(keys=keys, args=args)
+        reply = await self._script(keys=keys, args=args)
+        decided = iter(self._read_all(reply, admits))
+        return [next(decided) if isinstance(item, _Admit) else None for item in batch]
+
+    def _read_all(self, reply: list[object], admits: list[_Admit]) -> list[Admission]:
         admissions, at = [], 0
-        for item in batch:
+        for item in admits:
             size = 5 + 2 * len(item.windows)  # this admission's part of the reply
             admissions.append(self._read(reply[at : at + size], item.windows))
             at += size
         return admissions
-
-    async def _finish_all(self, batch: list[_Finish]) -> list[None]:
-        keys: list[str] = []
-        args: list[str | int] = [len(batch)]
-        for item in batch:
-            keys += item.windows + item.caps
-            args += [item.member, item.delta, len(item.windows), len(item.caps)]
-        await self._finish(keys=keys, args=args)
-        return [None] * len(batch)
 
     async def release(self, caps: list[Cap], member: str) -> None:
         if caps:
@@ -204,6 +213,10 @@ class RedisLimitStore:
 
     def _cap_key(self, subject: str) -> str:
         return f"{self._prefix}if:{subject}"
+
+
+def _is_admission(item: _Admit | _Finish) -> bool:
+    return isinstance(item, _Admit)
 
 
 def _text(value: object) -> str:
