@@ -1,16 +1,18 @@
-"""The SQLite store's write-ahead log is checkpointed by a thread of its own, not by a commit
-on the request path."""
+"""The SQLite store stays off the request path: its write-ahead log is checkpointed by a thread
+of its own, not by a commit on the request path, and a batch of rows offers the CPU back to
+the event loop while that costs the writer nothing."""
 
 from __future__ import annotations
 
 import asyncio
 import shutil
 import sqlite3
+import time
 from pathlib import Path
 
 import pytest
 
-from onemin_relay.gateway import sqlite_checkpoints
+from onemin_relay.gateway import sqlite_checkpoints, sqlite_money
 from onemin_relay.gateway.sqlite_store import SqliteStore
 from onemin_relay.gateway.storage import LedgerRow, Settlement
 
@@ -77,5 +79,31 @@ async def test_the_checkpointer_runs_on_its_own(
                 break
             await asyncio.sleep(0.01)
         assert store._checkpoints.checkpoints >= 2
+    finally:
+        await store.close()
+
+
+@pytest.mark.parametrize(("yield_seconds", "offers"), [(0.0, 12), (0.002, 1)])
+async def test_a_batch_offers_the_cpu_back_until_that_keeps_it_waiting(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, yield_seconds: float, offers: int
+) -> None:
+    """Every 4 rows while a yield is free (the loop idle); after one that kept the writer
+    waiting (the loop busy: the relay under load), none for the rest of the batch. Every
+    row is written either way."""
+    offered: list[float] = []
+
+    def sched_yield() -> None:
+        offered.append(time.perf_counter())
+        time.sleep(yield_seconds)
+
+    monkeypatch.setattr(sqlite_money, "_sched_yield", sched_yield)
+    path = tmp_path / "gateway.db"
+    store = SqliteStore(str(path))
+    await store.open()
+    try:
+        await store.migrate()
+        await store.settle(_rows(48))
+        assert len(offered) == offers
+        assert len(await store.ledger(None, 100)) == 48
     finally:
         await store.close()

@@ -5,7 +5,8 @@ single hop off the event loop (aiosqlite hops once per statement: a hold would t
 ``BEGIN IMMEDIATE`` takes the write lock up front, so processes sharing the file serialise
 their money updates instead of failing half-way; ``busy_timeout`` makes them wait their turn.
 Holds that queue up during a transaction share the next one (:mod:`.group_commit`), and the
-write-ahead log is checkpointed on a thread of its own (:mod:`.sqlite_checkpoints`).
+write-ahead log is checkpointed on a thread of its own (:mod:`.sqlite_checkpoints`); the money
+statements themselves are in :mod:`.sqlite_money`.
 """
 
 from __future__ import annotations
@@ -17,12 +18,18 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
-import msgspec
-
 from onemin_relay.gateway.evidence import EvidenceReads
 from onemin_relay.gateway.group_commit import GroupCommit
 from onemin_relay.gateway.keys import KeyRecord
 from onemin_relay.gateway.sqlite_checkpoints import Checkpointer
+from onemin_relay.gateway.sqlite_money import (
+    LEDGER_INSERT,
+    TRACES,
+    marks,
+    one_key,
+    reserve_one,
+    settle_all,
+)
 from onemin_relay.gateway.storage import (
     KEY_COLUMNS,
     LEDGER_COLUMNS,
@@ -33,32 +40,23 @@ from onemin_relay.gateway.storage import (
     Remembered,
     Settlement,
     UsageRow,
-    charge_for,
     key_from_row,
     key_values,
     ledger_from_row,
     ledger_values,
     schema,
     stored_change,
-    trace_values_of,
     unsettled_row,
 )
-from onemin_relay.gateway.trace_store import Query, TraceQueries, TraceReads
+from onemin_relay.gateway.trace_store import Query, TraceReads
 
 T = TypeVar("T")
 
-
-def _marks(count: int) -> str:
-    return ", ".join("?" * count)
-
-
 GROUPS = {"key": "COALESCE(key_id, '-')", "model": "upstream_model", "day": "date(at, 'unixepoch')"}
-_LEDGER_INSERT = f"INSERT INTO ledger ({LEDGER_COLUMNS}) VALUES ({_marks(20)})"
-_TRACES = TraceQueries("sqlite")
 
 
 class SqliteStore(TraceReads, EvidenceReads):
-    _traces = _TRACES
+    _traces = TRACES
 
     def __init__(self, path: str) -> None:
         self.path = path
@@ -94,16 +92,16 @@ class SqliteStore(TraceReads, EvidenceReads):
         def add(db: sqlite3.Connection) -> None:
             with db:
                 db.execute(
-                    f"INSERT INTO keys ({KEY_COLUMNS}) VALUES ({_marks(15)})", key_values(record)
+                    f"INSERT INTO keys ({KEY_COLUMNS}) VALUES ({marks(15)})", key_values(record)
                 )
 
         await self._run(add)
 
     async def key(self, key_id: str) -> KeyRecord | None:
-        return await self._run(lambda db: _one_key(db, "id", key_id))
+        return await self._run(lambda db: one_key(db, "id", key_id))
 
     async def key_by_hash(self, key_hash: str) -> KeyRecord | None:
-        return await self._run(lambda db: _one_key(db, "hash", key_hash))
+        return await self._run(lambda db: one_key(db, "hash", key_hash))
 
     async def keys(self) -> list[KeyRecord]:
         def read(db: sqlite3.Connection) -> list[KeyRecord]:
@@ -119,7 +117,7 @@ class SqliteStore(TraceReads, EvidenceReads):
                 values = [stored_change(name, value) for name, value in changes.items()]
                 with db:
                     db.execute(f"UPDATE keys SET {columns} WHERE id = ?", (*values, key_id))
-            return _one_key(db, "id", key_id)
+            return one_key(db, "id", key_id)
 
         return await self._run(update)
 
@@ -127,7 +125,7 @@ class SqliteStore(TraceReads, EvidenceReads):
         def top_up(db: sqlite3.Connection) -> KeyRecord | None:
             with db:
                 db.execute("UPDATE keys SET balance = balance + ? WHERE id = ?", (amount, key_id))
-            return _one_key(db, "id", key_id)
+            return one_key(db, "id", key_id)
 
         return await self._run(top_up)
 
@@ -140,7 +138,7 @@ class SqliteStore(TraceReads, EvidenceReads):
         def reserve(db: sqlite3.Connection) -> list[tuple[bool, KeyRecord | None]]:
             db.execute("BEGIN IMMEDIATE")
             try:
-                results = [_reserve_one(db, hold) for hold in holds]
+                results = [reserve_one(db, hold) for hold in holds]
                 db.execute("COMMIT")
             except BaseException:
                 db.execute("ROLLBACK")
@@ -161,8 +159,7 @@ class SqliteStore(TraceReads, EvidenceReads):
         def settle(db: sqlite3.Connection) -> None:
             db.execute("BEGIN IMMEDIATE")
             try:
-                for item in batch:
-                    _settle_one(db, item)
+                settle_all(db, batch)
                 db.execute("COMMIT")
             except BaseException:
                 db.execute("ROLLBACK")
@@ -187,7 +184,7 @@ class SqliteStore(TraceReads, EvidenceReads):
                         "UPDATE keys SET reserved = reserved - ? WHERE id = ?", (amount, key_id)
                     )
                     row = unsettled_row(now, request_id, key_id, project, surface, model)
-                    db.execute(_LEDGER_INSERT, ledger_values(row))
+                    db.execute(LEDGER_INSERT, ledger_values(row))
                 db.execute("COMMIT")
             except BaseException:
                 db.execute("ROLLBACK")
@@ -323,11 +320,6 @@ class SqliteStore(TraceReads, EvidenceReads):
         return work(db)  # type: ignore[arg-type]
 
 
-def _one_key(db: sqlite3.Connection, column: str, value: str) -> KeyRecord | None:
-    row = db.execute(f"SELECT {KEY_COLUMNS} FROM keys WHERE {column} = ?", (value,)).fetchone()
-    return None if row is None else key_from_row(row)
-
-
 def _migrate(db: sqlite3.Connection) -> int:
     db.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
     db.execute("BEGIN IMMEDIATE")
@@ -344,41 +336,3 @@ def _migrate(db: sqlite3.Connection) -> int:
         db.execute("ROLLBACK")
         raise
     return version
-
-
-def _reserve_one(db: sqlite3.Connection, hold: Hold) -> tuple[bool, KeyRecord | None]:
-    taken = db.execute(
-        "UPDATE keys SET reserved = reserved + ? WHERE id = ? AND balance - reserved >= ?",
-        (hold.amount, hold.key_id, hold.amount),
-    ).rowcount
-    if not taken:
-        return False, _one_key(db, "id", hold.key_id)
-    db.execute(
-        f"INSERT INTO holds VALUES ({_marks(10)})",
-        (hold.id, hold.key_id, hold.amount, hold.owner, hold.created_at,
-         hold.expires_at, hold.request_id, hold.project, hold.surface, hold.model),
-    )  # fmt: skip
-    return True, None
-
-
-def _settle_one(db: sqlite3.Connection, item: Settlement) -> None:
-    row = item.row
-    if item.key_id is not None:
-        released = 0
-        if item.hold_id is not None:
-            found = db.execute("DELETE FROM holds WHERE id = ? RETURNING amount", (item.hold_id,))
-            released = sum(r[0] for r in found.fetchall())
-        found = db.execute(
-            "SELECT balance, reserved FROM keys WHERE id = ?", (item.key_id,)
-        ).fetchone()
-        balance, reserved = found if found is not None else (0, released)
-        charged = charge_for(row.cost, balance, reserved - released)
-        db.execute(
-            "UPDATE keys SET reserved = reserved - ?, balance = balance - ?, spent = spent + ? "
-            "WHERE id = ?",
-            (released, charged, charged, item.key_id),
-        )
-        row = msgspec.structs.replace(row, charged=charged)
-    db.execute(_LEDGER_INSERT, ledger_values(row))
-    if item.trace is not None:
-        db.execute(_TRACES.insert, trace_values_of(row, item.trace))
