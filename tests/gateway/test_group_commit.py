@@ -91,15 +91,21 @@ def _even(item: int) -> bool:
     return item % 2 == 0
 
 
+async def _one_lingering(item: int) -> tuple[Store, GroupCommit[int, int], asyncio.Task[int]]:
+    """A group whose odd items wait (up to an hour) for an even one, ``item`` waiting in it."""
+    store = Store()
+    store.release.set()
+    group: GroupCommit[int, int] = GroupCommit(store.commit, urgent=_even, linger=3600)
+    waiting = asyncio.create_task(group.submit(item))
+    for _ in range(20):
+        await asyncio.sleep(0)
+    return store, group, waiting
+
+
 async def test_an_item_that_can_wait_rides_with_the_next_urgent_one() -> None:
     """Odd items here are not urgent: they wait for an even one (up to an hour: it comes
     first), and both go in one batch, in the order they came."""
-    store = Store()
-    store.release.set()
-    group = GroupCommit(store.commit, urgent=_even, linger=3600)
-    waiting = asyncio.create_task(group.submit(1))
-    for _ in range(20):
-        await asyncio.sleep(0)
+    store, group, waiting = await _one_lingering(1)
     assert store.batches == [] and not waiting.done()
     assert await group.submit(2) == 20
     assert await waiting == 10
@@ -124,5 +130,51 @@ async def test_urgent_items_never_wait_for_the_linger() -> None:
     rest = [asyncio.create_task(group.submit(n)) for n in (3, 4, 5)]
     await asyncio.sleep(0)
     store.release.set()
-    assert [await first, *await asyncio.gather(*rest)] == [20, 30, 40, 50]
+    finished = asyncio.gather(first, *rest)
+    assert await asyncio.wait_for(finished, timeout=5) == [20, 30, 40, 50]
     assert store.batches == [[2], [3, 4, 5]]
+
+
+async def test_what_a_full_batch_leaves_behind_waits_only_if_none_of_it_is_urgent() -> None:
+    store = Store()
+    group = GroupCommit(store.commit, max_batch=2, urgent=_even, linger=3600)
+    first = asyncio.create_task(group.submit(2))
+    await _until(lambda: store.batches == [[2]])
+    # behind the batch out: 4, 6 fill the next batch; 7 (not urgent) is left alone after it
+    rest = [asyncio.create_task(group.submit(n)) for n in (4, 6, 7)]
+    await asyncio.sleep(0)
+    store.release.set()
+    assert await asyncio.wait_for(asyncio.gather(first, *rest[:2]), timeout=5) == [20, 40, 60]
+    for _ in range(20):
+        await asyncio.sleep(0)
+    assert not rest[2].done()  # waiting for an urgent item to ride with
+    assert await group.submit(8) == 80
+    assert await rest[2] == 70
+    assert store.batches == [[2], [4, 6], [7, 8]]
+
+
+async def test_a_caller_gone_while_its_item_lingers_takes_nothing() -> None:
+    store, group, leaving = await _one_lingering(1)
+    leaving.cancel()
+    assert await group.submit(2) == 20
+    assert store.batches == [[2]]
+
+
+async def test_a_fault_in_the_committer_fails_its_callers_instead_of_stranding_them() -> None:
+    """Here the second look at item 3 fails (the committer's, after a batch of one took 1):
+    both callers get the error rather than waiting forever."""
+    store = Store()
+    store.release.set()
+    looks: list[int] = []
+
+    def urgent(item: int) -> bool:
+        looks.append(item)
+        if looks.count(3) == 2:
+            raise ValueError("cannot tell")
+        return True
+
+    group = GroupCommit(store.commit, max_batch=1, urgent=urgent, linger=3600)
+    calls = [asyncio.create_task(group.submit(n)) for n in (1, 3)]
+    done = await asyncio.wait_for(asyncio.gather(*calls, return_exceptions=True), timeout=5)
+    assert [type(outcome) for outcome in done] == [ValueError, ValueError]
+    assert store.batches == []

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator, Callable
+from typing import Any
 
 import msgspec
 import pytest
@@ -12,6 +13,7 @@ import redis.asyncio as redis
 
 from onemin_relay.core.errors import RateLimited
 from onemin_relay.core.types import Caller
+from onemin_relay.gateway import redis_limits
 from onemin_relay.gateway.limit_store import (
     Cap,
     LimitStore,
@@ -146,6 +148,38 @@ async def test_a_request_that_ended_never_holds_its_slot_against_the_next_here(
     await asyncio.gather(*ends)
     last = await store.admit([tokens], cap, "last", 60)
     assert last.admitted and last.states[0].remaining == 1000 - 20 * 10 - 600
+
+
+@pytest.mark.parametrize("make_store", ["redis"], indirect=True)
+async def test_in_redis_an_end_rides_in_the_next_admissions_call(
+    make_store: StoreFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One request after another: each end waits for the next admission (the linger is made
+    long here, so nothing else could carry it) and goes in its script call, applied first:
+    one call per request, and the one in-flight slot is free for each next request."""
+    monkeypatch.setattr(redis_limits, "END_LINGER", 3600.0)
+    store = make_store()
+    assert isinstance(store, RedisLimitStore)
+    calls = 0
+    script = store._script
+
+    async def counted(**call: Any) -> Any:
+        nonlocal calls
+        calls += 1
+        return await script(**call)
+
+    monkeypatch.setattr(store, "_script", counted)
+    cap = [Cap("ip:12:in-flight", 1)]
+    ends = []
+    for i in range(10):
+        assert (await store.admit([], cap, f"r{i}", 60)).admitted, i
+        ends.append(asyncio.create_task(store.finish(cap, f"r{i}", [], 0, 0)))
+        for _ in range(5):
+            await asyncio.sleep(0)
+        assert not ends[-1].done()  # still waiting for an admission to ride with
+    assert (await store.admit([], cap, "last", 60)).admitted
+    await asyncio.wait_for(asyncio.gather(*ends), timeout=5)
+    assert calls == 11
 
 
 async def test_a_request_that_ends_leaves_its_caps(make_store: StoreFactory) -> None:

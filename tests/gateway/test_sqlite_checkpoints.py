@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import shutil
 import sqlite3
-import time
 from pathlib import Path
 
 import pytest
@@ -83,27 +82,30 @@ async def test_the_checkpointer_runs_on_its_own(
         await store.close()
 
 
-@pytest.mark.parametrize(("yield_seconds", "offers"), [(0.0, 12), (0.002, 1)])
+@pytest.mark.parametrize(
+    ("yield_seconds", "offers"),
+    [(0.0001, 12), (0.002, 1), (0.0004, 12), (0.0009, 1), (0.00049, 11)],
+)
 async def test_a_batch_offers_the_cpu_back_until_that_keeps_it_waiting(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, yield_seconds: float, offers: int
 ) -> None:
     """Every 4 rows while a yield is free (the loop idle); after one that kept the writer
-    waiting (the loop busy: the relay under load), none for the rest of the batch. Every
-    row is written either way."""
-    offered: list[float] = []
+    waiting (the loop busy: the relay under load), or once the batch has yielded for 5 ms in
+    all, none for the rest of the batch. Every row is written either way. The clock is the
+    test's: each yield takes exactly ``yield_seconds``."""
+    clock = [0.0]
 
     def sched_yield() -> None:
-        offered.append(time.perf_counter())
-        time.sleep(yield_seconds)
+        clock[0] += yield_seconds
 
     monkeypatch.setattr(sqlite_money, "_sched_yield", sched_yield)
-    path = tmp_path / "gateway.db"
-    store = SqliteStore(str(path))
+    monkeypatch.setattr(sqlite_money, "perf_counter", lambda: clock[0])
+    store = SqliteStore(str(tmp_path / "gateway.db"))
     await store.open()
     try:
         await store.migrate()
         await store.settle(_rows(48))
-        assert len(offered) == offers
+        assert round(clock[0] / yield_seconds) == offers
         assert len(await store.ledger(None, 100)) == 48
     finally:
         await store.close()

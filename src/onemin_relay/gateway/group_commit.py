@@ -38,7 +38,8 @@ class GroupCommit(Generic[Item, Result]):
         holds at most ``max_batch`` items (None: every item waiting).
 
         With ``urgent``, items it calls not urgent wait up to ``linger`` seconds for an
-        urgent one to share its transaction (a batch goes at once when one is waiting)."""
+        urgent one to share its transaction (a batch goes at once when one is waiting); one
+        left behind a full batch waits up to ``linger`` again."""
         self._commit = commit
         self._max_batch = max_batch
         self._urgent = urgent
@@ -48,9 +49,10 @@ class GroupCommit(Generic[Item, Result]):
         self._committer: asyncio.Task[None] | None = None
 
     async def submit(self, item: Item) -> Result:
+        urgent = self._urgent is None or self._urgent(item)
         future: asyncio.Future[Result] = asyncio.get_running_loop().create_future()
         self._waiting.append((item, future))
-        if self._urgent is None or self._urgent(item):
+        if urgent:
             self._urgent_waiting.set()
         if self._committer is None:
             self._committer = asyncio.create_task(self._commit_all())
@@ -62,17 +64,22 @@ class GroupCommit(Generic[Item, Result]):
                 if not self._urgent_waiting.is_set():
                     await self._wait_for_urgent()
                 taken = self._waiting[: self._max_batch]
-                self._waiting = self._waiting[len(taken) :]
-                if self._urgent is not None and not any(
-                    self._urgent(item) for item, _ in self._waiting
-                ):
+                left = self._waiting[len(taken) :]
+                if self._urgent is not None and not any(self._urgent(item) for item, _ in left):
                     self._urgent_waiting.clear()
+                self._waiting = left
                 batch = [(item, future) for item, future in taken if not future.done()]
                 if batch:
                     await self._commit_batch(batch)
         except asyncio.CancelledError:  # the store is closing: nobody is left waiting
             for _, future in self._waiting:
                 future.cancel()
+            self._waiting = []
+            raise
+        except BaseException as exc:  # a fault here must not leave callers waiting forever
+            for _, future in self._waiting:
+                if not future.done():
+                    future.set_exception(exc)
             self._waiting = []
             raise
         finally:

@@ -6,15 +6,16 @@ milliseconds of work: a request arriving meanwhile waited for the scheduler to h
 back (at one request at a time, p99 +1 ms). So the writer offers the CPU back every few rows
 (``sched_yield``) for as long as that costs it nothing; a yield that keeps it waiting means the
 loop is busy (the relay is under load) and the ledger must keep up, so it stops yielding for
-the rest of the batch.
+the rest of the batch, as it does once a batch has spent ``YIELD_BUDGET`` in yields (the
+transaction holds the write lock meanwhile).
 """
 
 from __future__ import annotations
 
 import os
 import sqlite3
-import time
 from collections.abc import Callable
+from time import perf_counter
 
 import msgspec
 
@@ -33,6 +34,7 @@ from onemin_relay.gateway.trace_store import TraceQueries
 
 YIELD_EVERY = 4  # rows between offers of the CPU (~40 us of work each)
 YIELD_GIVE_UP = 0.0005  # a yield that kept the writer this long: the loop is busy, stop offering
+YIELD_BUDGET = 0.005  # at most this long yielding per batch (the write lock is held meanwhile)
 _sched_yield: Callable[[], None] | None = getattr(os, "sched_yield", None)
 
 
@@ -68,12 +70,15 @@ def settle_all(db: sqlite3.Connection, batch: list[Settlement]) -> None:
     """Every settlement of the batch, offering the CPU back every ``YIELD_EVERY`` rows while
     the event loop is idle enough to make that free (module doc)."""
     every = YIELD_EVERY if _sched_yield is not None else 0
+    budget = YIELD_BUDGET
     for count, item in enumerate(batch, 1):
         _settle_one(db, item)
         if every and count % every == 0 and _sched_yield is not None:
-            started = time.perf_counter()
+            started = perf_counter()
             _sched_yield()
-            if time.perf_counter() - started > YIELD_GIVE_UP:
+            waited = perf_counter() - started
+            budget -= waited
+            if waited > YIELD_GIVE_UP or budget <= 0:
                 every = 0
 
 
